@@ -1,0 +1,136 @@
+"""One function per command: parse the arguments' values, call the library, print the result."""
+
+from __future__ import annotations
+
+import sys
+
+from ofahw.cli._args import parse_duration, parse_resolutions, read_config
+from ofahw.cli.main import emit
+from ofahw.errors import UserError
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def targets_list(args) -> int:
+    from ofahw.measure import list_targets
+
+    rows = [{"name": n, "kind": k, "source": s} for n, k, s in list_targets()]
+    emit(args, {"targets": rows}, [f"{r['name']:<16} {r['kind']:<8} {r['source']}" for r in rows])
+    return 0
+
+
+def targets_check(args) -> int:
+    from ofahw.measure import load_target
+    from ofahw.measure.check import check_target
+
+    result = check_target(load_target(args.target))
+    probe, meta = result["probe"], result["metadata"]
+    emit(args, result, [
+        f"target {result['target']} ({result['kind']}, {result['source']}): OK",
+        *(f"  {k}: {v}" for k, v in meta.items()),
+        f"  probe {probe['model']}: measured p10 {probe['p10']:.4f} ms, median {probe['median']:.4f} ms "
+        f"over {probe['n']} runs ({'settled' if probe['settled'] else 'NOT settled'})",
+    ])
+    return 0
+
+
+def profile(args) -> int:
+    from ofahw.lut.campaign import Campaign
+    from ofahw.measure import load_target
+    from ofahw.space import get_space
+
+    space = get_space(args.space)
+    target = load_target(args.target)
+    resolutions = parse_resolutions(args.resolutions, space)
+    budget = parse_duration(args.budget) if args.budget else None
+    out = args.out or f"lut/{target.name}.csv"
+    result = Campaign(space, target, out, resolutions, args.samples, args.seed, budget, fresh=args.fresh,
+                      progress=not (args.no_progress or args.json), log=_log).run()
+    meta = result.table.meta
+    report = meta["report"]
+    best = report["candidates"][report["chosen"]]
+    raw = report["raw_block_sum_over_measured"]
+    overhead = result.wall_s / result.timed_s if result.timed_s else float("nan")
+    payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
+               "measured": result.measured, "reused": result.reused, "unsettled": result.unsettled,
+               "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": meta["device"]}
+    emit(args, payload, [
+        f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
+        f"target {target.name}: {meta['device'].get('cpu_model', '')}, {target.options}; space {space.name}; "
+        f"resolutions {meta['resolutions']}; LUT statistic {meta['statistic']}",
+        f"measured {result.measured} items this run ({result.reused} reused from an earlier run) in {result.wall_s:.0f} s; "
+        f"timed inference {result.timed_s:.0f} s, overhead {overhead:.2f}x",
+        *([f"WARNING: {len(result.unsettled)} items never settled (kept, flagged settled=false): "
+           f"{', '.join(result.unsettled[:5])}{' ...' if len(result.unsettled) > 5 else ''}"] if result.unsettled else []),
+        f"raw block sum / measured network ({meta['statistic']}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
+        f"predictor {report['chosen']} — {report['method']}:",
+        f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
+        f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
+    ])
+    return 0
+
+
+def predict(args) -> int:
+    from ofahw.predict import LutLatencyModel
+
+    model = LutLatencyModel.load(args.lut)
+    info = model.explain(read_config(args.config))
+    stat = info["statistic"]
+    lines = [
+        f"{stat} latency {info['latency_ms']:.3f} ms on target {info['target']} — {info['source']}"
+        + (f" (cross-validated MAPE {info['cv_mape'] * 100:.1f}%)" if info["cv_mape"] is not None else ""),
+        f"  raw block sum from the LUT: {info['block_sum_ms']:.3f} ms; {info['flops_m']:.1f} M MACs (counted), "
+        f"{info['params_m']:.2f} M params (counted)",
+    ]
+    if args.measure:
+        measured = _measure_now(model, info["config"], args.target)
+        info["measured"] = measured
+        info["predicted_over_measured"] = info["latency_ms"] / measured[stat]
+        lines.append(f"  measured now on target {measured['target']}: {stat} {measured[stat]:.3f} ms, median "
+                     f"{measured['median']:.3f} ms, n={measured['n']} ({'settled' if measured['settled'] else 'NOT settled'}); "
+                     f"predicted/measured = {info['predicted_over_measured']:.3f}")
+    emit(args, info, lines)
+    return 0
+
+
+def _measure_now(model, config: dict, target_spec: str | None) -> dict:
+    from ofahw.export import OnnxCache
+    from ofahw.lut.campaign import network_artifact
+    from ofahw.measure import load_target
+
+    target = load_target(target_spec or model.target)
+    if target.fingerprint() != model.table.meta["target"].get("fingerprint"):
+        _log(f"note: target {target.name}'s settings differ from those the LUT was measured with")
+    with target:
+        m = target.measure(network_artifact(model.space, config, OnnxCache()), target.protocol.for_network())
+    return {"target": target.name, "source": f"measured now on target {target.name}", **m.to_dict()}
+
+
+def lut_export(args) -> int:
+    from ofahw.lut import LatencyTable
+    from ofahw.lut.ofa_yaml import export_ofa_yaml
+
+    table = LatencyTable.read(args.lut)
+    n = export_ofa_yaml(table, args.out)
+    emit(args, {"out": args.out, "entries": n, "statistic": table.statistic},
+         [f"wrote {n} block entries to {args.out} (OFA format; 'mean' holds the LUT's {table.statistic} in ms, "
+          f"measured on target {table.meta['target']['name']})"])
+    return 0
+
+
+def lut_import(args) -> int:
+    from ofahw._io import check_writable
+    from ofahw.lut.ofa_yaml import import_ofa_yaml
+    from ofahw.space import get_space
+
+    if not args.out.endswith(".csv"):
+        raise UserError(f"--out must be a .csv path (got {args.out})")
+    check_writable(args.out)
+    table, skipped = import_ofa_yaml(args.yaml, get_space(args.space), args.target_name)
+    table.write(args.out)
+    emit(args, {"out": args.out, "entries": len(table.rows), "skipped": skipped},
+         [f"wrote {len(table.rows)} block entries to {args.out} (imported, statistic 'mean'; no whole-network samples, "
+          f"so predictions are the raw block sum){f'; skipped {skipped} entries not in the space' if skipped else ''}"])
+    return 0

@@ -1,0 +1,101 @@
+"""``ofahw`` command line: a thin layer that parses, calls the library, and prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ofahw import __version__
+from ofahw.errors import Incomplete, UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except UserError as exc:
+        print(f"ofahw: error: {exc}", file=sys.stderr)
+        return 2
+    except Incomplete as exc:
+        print(f"ofahw: stopped: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ofahw: interrupted; finished measurements are saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ofahw.cli import commands
+
+    parser = argparse.ArgumentParser(prog="ofahw", description="Hardware-in-the-loop latency profiling for Once-for-All supernets.")
+    parser.add_argument("--version", action="version", version=f"ofahw {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    targets = sub.add_parser("targets", help="list target devices, or check that one works")
+    tsub = targets.add_subparsers(title="targets commands", metavar="ACTION")
+    p = tsub.add_parser("list", help="targets found in ./targets, the user config folder, and the built-ins")
+    _json(p)
+    p.set_defaults(func=commands.targets_list)
+    p = tsub.add_parser("check", help="open a target, time a tiny model on it, print its device facts")
+    _target(p)
+    _json(p)
+    p.set_defaults(func=commands.targets_check)
+
+    p = sub.add_parser("profile", help="measure a target into a lookup table and fit its latency predictor")
+    _target(p)
+    p.add_argument("--space", default="ofa-mbv3-w1.0", help="search space id (default: %(default)s)")
+    p.add_argument("--resolutions", help="e.g. 160,176,192,208,224 or 160-224 (default: all of the space's)")
+    p.add_argument("--samples", type=int, default=100, help="whole-network samples, stratified over size (default: %(default)s)")
+    p.add_argument("--budget", help="wall-time limit such as 15m; a rerun resumes where it stopped")
+    p.add_argument("--out", help="LUT path (default: lut/TARGET.csv)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subnet sampling (default: %(default)s)")
+    p.add_argument("--fresh", action="store_true", help="ignore (and at the end replace) an existing LUT at --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _json(p)
+    p.set_defaults(func=commands.profile)
+
+    p = sub.add_parser("predict", help="predict a subnet's latency from a LUT")
+    p.add_argument("--lut", required=True, help="lut/NAME.csv")
+    p.add_argument("--config", required=True, help="subnet config: a JSON object or a file holding one")
+    p.add_argument("--measure", action="store_true", help="also measure the subnet now and print both")
+    p.add_argument("--target", help="target for --measure (default: the LUT's target)")
+    _json(p)
+    p.set_defaults(func=commands.predict)
+
+    lut = sub.add_parser("lut", help="convert LUTs to and from OFA's YAML format")
+    lsub = lut.add_subparsers(title="lut commands", metavar="ACTION")
+    p = lsub.add_parser("export", help="write a LUT's block entries as an OFA YAML latency table")
+    p.add_argument("--lut", required=True, help="lut/NAME.csv")
+    p.add_argument("--out", required=True, help="OFA YAML file to write")
+    _json(p)
+    p.set_defaults(func=commands.lut_export)
+    p = lsub.add_parser("import", help="make an ofahw LUT from an OFA YAML latency table")
+    p.add_argument("--yaml", required=True, help="OFA YAML latency table")
+    p.add_argument("--space", default="ofa-mbv3-w1.0", help="search space id (default: %(default)s)")
+    p.add_argument("--target-name", required=True, help="name of the device the table was measured on")
+    p.add_argument("--out", required=True, help="lut/NAME.csv to write")
+    _json(p)
+    p.set_defaults(func=commands.lut_import)
+    return parser
+
+
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+
+
+def _target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", required=True, help="target name (targets/NAME.yaml, user config, built-in) or a YAML path")
+
+
+def emit(args, payload: dict, lines: list[str]) -> None:
+    """Print ``payload`` as JSON with --json, else the human-readable ``lines``."""
+    print(json.dumps(payload, indent=2, sort_keys=True, default=str) if args.json else "\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

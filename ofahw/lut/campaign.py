@@ -1,0 +1,272 @@
+"""A profiling campaign: every block of the space at the asked resolutions plus stratified
+whole-network samples, measured on one target, resumable, then turned into a LUT + predictor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ofahw._io import check_writable
+from ofahw.errors import Incomplete, LutError, UserError
+from ofahw.export import OnnxCache
+from ofahw.lut.predictors import fit_predictor
+from ofahw.lut.table import LatencyTable, json_path
+from ofahw.measure import Artifact, Measurement, Target
+from ofahw.space import Part, Space, build_part, part_cost
+
+MIN_SAMPLES = 5
+N_SENTINELS = 5
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # "block" or "network"
+    key: str  # part key, or the subnet's canonical hash
+    resolution: int
+    input_shape: tuple[int, ...]
+    config: dict | None = None
+    part: Part | None = None
+
+
+@dataclass
+class ProfileResult:
+    table: LatencyTable
+    path: Path
+    measured: int  # items measured in this run
+    reused: int  # items taken from an earlier run (resume)
+    unsettled: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+    timed_s: float = 0.0
+
+
+def part_artifact(part: Part, cache: OnnxCache) -> Artifact:
+    shape = (1, *part.input_shape)
+    return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape))
+
+
+def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
+    """A whole subnet (random weights: latency does not depend on their values)."""
+    key, shape = space.config_hash(config), (1, 3, config["r"], config["r"])
+    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", lambda: space.build_network(config), shape))
+
+
+def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol, rounds: int, seed: int = 0,
+                      progress: bool = False) -> list[Measurement]:
+    """Measure each artifact in ``rounds`` rounds, each round over all artifacts in a new random
+    order, and return the fastest settled round of each (as a campaign does). ``target`` must be open."""
+    rng = np.random.default_rng(seed)
+    best: list[Measurement | None] = [None] * len(artifacts)
+    stat = protocol.statistic
+    bar = _progress(rounds * len(artifacts), progress, f"measure {target.name}")
+    for _ in range(rounds):
+        for i in rng.permutation(len(artifacts)):
+            m = target.measure(artifacts[i], protocol)
+            old = best[i]
+            if old is None or (m.settled, -m.value(stat)) > (old.settled, -old.value(stat)):
+                best[i] = m
+            bar.update(1)
+    bar.close()
+    return best
+
+
+def journal_path(csv_path: Path) -> Path:
+    return csv_path.with_name(csv_path.name + ".journal")
+
+
+class Campaign:
+    """Profiles ``space`` on ``target`` into ``out`` (a .csv path).
+
+    Finished measurements go to an append-only journal beside the LUT as they happen, so an
+    interrupted run loses at most the item in flight, and a rerun measures only what is missing.
+    The LUT itself is written once at the end, atomically.
+    """
+
+    def __init__(self, space: Space, target: Target, out: str | Path, resolutions=None, samples: int = 100,
+                 seed: int = 0, budget_s: float | None = None, cache: OnnxCache | None = None,
+                 fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print):
+        self.space, self.target = space, target
+        self.out = Path(out)
+        if self.out.suffix != ".csv":
+            raise UserError(f"--out must be a .csv path (got {out})")
+        check_writable(self.out)
+        check_writable(json_path(self.out))
+        self.resolutions = list(space.validate_resolutions(resolutions))
+        if samples < MIN_SAMPLES:
+            raise UserError(f"--samples must be at least {MIN_SAMPLES} (whole networks are needed to fit and check the predictor)")
+        self.samples, self.seed, self.budget_s = samples, seed, budget_s
+        self.cache = cache or OnnxCache()
+        self.fresh, self.progress, self.log = fresh, progress, log
+        self.journal = journal_path(self.out)
+
+    # -- what identifies comparable measurements ---------------------------------------------
+    def _header(self) -> dict:
+        return {"space": self.space.name, "target": self.target.fingerprint(), "statistic": self.target.protocol.statistic}
+
+    def _check_compatible(self, header: dict, where: Path) -> None:
+        mine = self._header()
+        diff = [k for k in mine if header.get(k) != mine[k]]
+        if diff:
+            raise LutError(
+                f"{where} was profiled with other {', '.join(diff)} ({', '.join(json.dumps(header.get(k)) for k in diff)}); "
+                "choose another --out, or pass --fresh to replace it"
+            )
+
+    def _previous(self) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], list[dict]]]:
+        """Finished rows of an existing LUT, and rounds recorded in the journal, by (kind, key)."""
+        rows: dict[tuple[str, str], dict] = {}
+        rounds: dict[tuple[str, str], list[dict]] = {}
+        if self.fresh:
+            return rows, rounds
+        if self.out.exists():
+            table = LatencyTable.read(self.out)
+            self._check_compatible({"space": table.meta.get("space"), "statistic": table.meta.get("statistic"),
+                                    "target": table.meta.get("target", {}).get("fingerprint")}, self.out)
+            rows.update({(r["kind"], r["key"]): r for r in table.rows})
+        if self.journal.exists():
+            lines = self.journal.read_text(encoding="utf-8").splitlines()
+            try:
+                header = json.loads(lines[0]) if lines else {}
+            except json.JSONDecodeError:
+                raise LutError(f"journal {self.journal} is damaged; delete it or pass --fresh") from None
+            self._check_compatible(header, self.journal)
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by an interruption: that round is measured again
+                rounds.setdefault((record["kind"], record["key"]), []).append(record)
+        return rows, rounds
+
+    # -- plan --------------------------------------------------------------------------------
+    def plan(self) -> list[Item]:
+        """Every block at every resolution, then ``samples`` stratified networks (seeded)."""
+        blocks: dict[str, Item] = {}
+        for r in self.resolutions:  # a block shared by several resolutions is listed at the first
+            for key, part in self.space.catalogue([r]).items():
+                blocks.setdefault(key, Item("block", key, r, (1, *part.input_shape), part=part))
+        items = list(blocks.values())
+        rng = np.random.default_rng(self.seed)
+        for config in self.space.sample_stratified(self.samples, rng, self.resolutions):
+            items.append(Item("network", self.space.config_hash(config), config["r"], (1, 3, config["r"], config["r"]), config=config))
+        return items
+
+    def _artifact(self, item: Item) -> Artifact:
+        if item.kind == "block":
+            return part_artifact(item.part, self.cache)
+        return network_artifact(self.space, item.config, self.cache)
+
+    def _row(self, item: Item, records: list[dict]) -> dict:
+        """One LUT row from an item's rounds: the fastest settled round, with the spread of all."""
+        stat = self.target.protocol.statistic
+        measurements = [Measurement.from_dict(r["m"]) for r in records]
+        values = [m.value(stat) for m in measurements]
+        best = min([m for m in measurements if m.settled] or measurements, key=lambda m: m.value(stat))
+        flops, params = (np.array(part_cost(item.part)) / 1e6) if item.kind == "block" else (
+            self.space.flops(item.config), self.space.params(item.config))
+        return {
+            "kind": item.kind, "key": item.key, "resolution": item.resolution, "config": item.config,
+            "flops_m": float(flops), "params_m": float(params), "statistic": stat, "value_ms": best.value(stat),
+            **{f"{s}_ms": getattr(best, s) for s in ("min", "p10", "median", "mean", "std", "p90", "p99")},
+            "n": best.n, "cov": best.cov, "rel_se": best.rel_se, "rounds": len(records),
+            "round_spread": max(values) / min(values) - 1.0, "settled": best.settled,
+            "attempts": sum(r["attempts"] for r in records), "warmup_runs": best.warmup_runs,
+            "timed_s": sum(m.timed_s for m in measurements), "wall_s": sum(m.wall_s for m in measurements),
+            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": f"measured on target {self.target.name}",
+        }
+
+    # -- run ---------------------------------------------------------------------------------
+    def run(self) -> ProfileResult:
+        start = time.monotonic()
+        rows, rounds = self._previous()
+        todo = [i for i in self.plan() if (i.kind, i.key) not in rows]
+        if not todo and self.out.exists() and not self.journal.exists():
+            self.log(f"{self.out} already holds every item asked for; nothing to measure")
+            return ProfileResult(LatencyTable.read(self.out), self.out, 0, len(rows))
+        n_rounds = self.target.protocol.rounds
+        rng = np.random.default_rng(self.seed + 1)
+        # Round k of every item runs in the k-th part of the campaign, in random order, so an item's
+        # rounds lie far apart in time and a slow drift of the machine biases no kind of item.
+        queue: list[tuple[Item, int]] = []
+        for k in range(n_rounds):
+            pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k]
+            queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
+        self.log(f"profiling {self.space.name} on target {self.target.name}: {len(todo)} items to measure "
+                 f"({len(queue)} rounds), {len(rows)} already in the LUT (resolutions {self.resolutions})")
+        if self.fresh or not self.journal.exists():
+            self.journal.parent.mkdir(parents=True, exist_ok=True)
+            self.journal.write_text(json.dumps(self._header()) + "\n", encoding="utf-8")
+        timed = 0.0
+        bar = _progress(len(queue), self.progress, f"profile {self.target.name}")
+        with self.target, open(self.journal, "a", encoding="utf-8") as journal:
+            device = self.target.metadata()
+            while queue:
+                if self.budget_s is not None and time.monotonic() - start > self.budget_s:
+                    bar.close()
+                    raise BudgetExhausted(len(queue), self.journal)
+                item, attempt = queue.pop(0)
+                protocol = self.target.protocol.for_network() if item.kind == "network" else self.target.protocol
+                m = self.target.measure(self._artifact(item), protocol)
+                timed += m.timed_s
+                bar.update(1)
+                if not m.settled and attempt <= self.target.protocol.retries:
+                    queue.append((item, attempt + 1))  # again later, when the machine may be quieter
+                    bar.total += 1
+                    continue
+                record = {"kind": item.kind, "key": item.key, "attempts": attempt, "m": m.to_dict()}
+                journal.write(json.dumps(record) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+                rounds.setdefault((item.kind, item.key), []).append(record)
+        bar.close()
+        new_rows = [self._row(i, rounds[(i.kind, i.key)]) for i in todo]
+        unsettled = [r["key"] for r in new_rows if not r["settled"]]
+        wall = time.monotonic() - start
+        table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows))
+        self.journal.unlink(missing_ok=True)
+        self.cache.prune()
+        return ProfileResult(table, self.out, len(new_rows), len(rows), unsettled, wall, timed)
+
+    def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int) -> LatencyTable:
+        rows = sorted(rows, key=lambda r: (r["kind"], r["resolution"], r["key"]))
+        networks = sorted((r for r in rows if r["kind"] == "network" and r["settled"]), key=lambda r: r["value_ms"])
+        picks = np.unique(np.linspace(0, len(networks) - 1, N_SENTINELS).round().astype(int)) if networks else []
+        meta = {
+            "space": self.space.name,
+            "resolutions": sorted({*self.resolutions, *(r["resolution"] for r in rows if r["kind"] == "network")}),
+            "statistic": self.target.protocol.statistic,
+            "target": {"name": self.target.name, "kind": self.target.kind, "source": getattr(self.target, "source", ""),
+                       "fingerprint": self.target.fingerprint()},
+            "device": device,
+            "protocol": self.target.protocol.to_dict(),
+            "sentinels": [networks[i]["key"] for i in picks],
+            "profiling": {"wall_s": wall_s, "timed_s": timed_s, "measured_items": measured,
+                          "overhead": wall_s / timed_s if timed_s else None,
+                          "note": "this run only: wall time over time inside timed inference"},
+            "version": 1,
+            "history": [{"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}],
+            "created_by": "ofahw " + __import__("ofahw").__version__,
+        }
+        table = LatencyTable(rows, meta)
+        table.meta["predictor"], table.meta["report"] = fit_predictor(table, self.space, seed=self.seed)
+        table.write(self.out)
+        return table
+
+
+class BudgetExhausted(Incomplete):
+    def __init__(self, remaining: int, journal: Path):
+        super().__init__(f"time budget ran out with {remaining} items left; progress is saved in {journal}; "
+                         "rerun the same command to resume")
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, leave=False)

@@ -1,0 +1,149 @@
+"""Whole-network latency from per-block LUT entries: a calibrated sum and a fitted linear model,
+chosen by cross-validation on the LUT's whole-network samples, with a held-out error report.
+
+Both are scikit-learn estimators over a feature matrix built from the LUT: the summed latency of
+the subnet's parts in each group (a group is the part type and its output width, e.g. one stage of
+inverted-residual blocks) plus the number of parts. Their parameters are plain numbers, so they
+are stored in the LUT's JSON and rebuilt without pickle.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from scipy.stats import kendalltau
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ofahw.errors import LutError
+from ofahw.lut.table import LatencyTable
+from ofahw.space import Space
+
+MODELS = ("calibrated-sum", "grouped-linear")
+_OUTPUT = re.compile(r"-output:(?:\d+x\d+x)?(\d+)")
+
+
+def group_label(key: str) -> str:
+    """Part type and output width of a part key, e.g. ``expanded_conv:48``: one stage of blocks."""
+    match = _OUTPUT.search(key)
+    return f"{key.split('-', 1)[0]}:{match.group(1) if match else '?'}"
+
+
+class PartFeatures:
+    """Configs → (n, n_groups + 1) matrix of per-group LUT latency sums (ms) and part counts."""
+
+    def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None):
+        self.table = table
+        self.space = space
+        self.labels = labels or sorted({group_label(p.key) for p in space.catalogue(table.meta["resolutions"]).values()})
+        self._index = {label: i for i, label in enumerate(self.labels)}
+
+    def row(self, config: dict) -> np.ndarray:
+        out = np.zeros(len(self.labels) + 1)
+        parts = self.space.parts(config)
+        for part in parts:
+            label = group_label(part.key)
+            if label not in self._index:
+                raise LutError(f"LUT predictor has no group for part '{part.key}'")
+            out[self._index[label]] += self.table.block_value(part.key)
+        out[-1] = len(parts)
+        return out
+
+    def __call__(self, configs: list[dict]) -> np.ndarray:
+        return np.array([self.row(c) for c in configs]).reshape(len(configs), len(self.labels) + 1)
+
+
+class LutLatencyRegressor(RegressorMixin, BaseEstimator):
+    """Latency (ms) from :class:`PartFeatures`.
+
+    ``model="calibrated-sum"``: ``a * (sum of all parts) + b``. ``model="grouped-linear"``:
+    non-negative weights per group and per part count, plus an intercept. Fitted by weighted
+    least squares with weights 1/y², i.e. on relative error, which is what the user judges.
+    """
+
+    _parameter_constraints = {"model": [str]}
+
+    def __init__(self, *, model: str = "grouped-linear"):
+        self.model = model
+
+    def _design(self, X: np.ndarray) -> np.ndarray:
+        return X[:, :-1].sum(axis=1, keepdims=True) if self.model == "calibrated-sum" else X
+
+    def fit(self, X, y, sample_weight=None):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        X, y = validate_data(self, X, y)
+        weight = 1.0 / np.square(y) if sample_weight is None else sample_weight
+        reg = LinearRegression(positive=self.model == "grouped-linear").fit(self._design(X), y, sample_weight=weight)
+        self.coef_, self.intercept_ = reg.coef_.astype(float), float(reg.intercept_)
+        return self
+
+    def predict(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return self._design(X) @ self.coef_ + self.intercept_
+
+    def to_dict(self) -> dict:
+        check_is_fitted(self)
+        return {"model": self.model, "coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    @classmethod
+    def from_dict(cls, data: dict, n_features: int) -> LutLatencyRegressor:
+        try:
+            est = cls(model=data["model"])
+            est.coef_ = np.asarray(data["coef"], dtype=float)
+            est.intercept_ = float(data["intercept"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LutError(f"LUT predictor parameters are malformed: {exc}") from None
+        if est.model not in MODELS or len(est.coef_) != (1 if est.model == "calibrated-sum" else n_features):
+            raise LutError("LUT predictor parameters do not fit its feature groups")
+        est.n_features_in_ = n_features
+        return est
+
+
+def fidelity(measured: np.ndarray, predicted: np.ndarray) -> dict:
+    """Error figures of predictions against measurements (ms)."""
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    rel = np.abs(predicted / measured - 1.0)
+    tau = kendalltau(measured, predicted).statistic if len(measured) > 1 else float("nan")
+    return {
+        "n": int(len(measured)),
+        "rmse_ms": float(np.sqrt(np.mean(np.square(predicted - measured)))),
+        "mape": float(rel.mean()),
+        "within_5pct": float(np.mean(rel <= 0.05)),
+        "within_10pct": float(np.mean(rel <= 0.10)),
+        "kendall_tau": float(tau),
+    }
+
+
+def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0) -> tuple[dict, dict]:
+    """Choose and fit the LUT's predictor. Returns (predictor parameters, report) for the JSON.
+
+    Every candidate is scored by K-fold cross-validation on the settled whole-network samples
+    (out-of-fold predictions only); the one with the lowest MAPE is refitted on all of them.
+    """
+    networks = [r for r in table.networks if r["settled"]]
+    if len(networks) < max(folds, 5):
+        raise LutError(f"need at least {max(folds, 5)} settled whole-network samples to fit a predictor, have {len(networks)}")
+    features = PartFeatures(table, space)
+    X = features([r["config"] for r in networks])
+    y = np.array([r["value_ms"] for r in networks])
+    raw_ratio = X[:, :-1].sum(axis=1) / y
+    cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    candidates = {}
+    for model in MODELS:
+        oof = cross_val_predict(LutLatencyRegressor(model=model), X, y, cv=cv)
+        candidates[model] = fidelity(y, oof)
+    best = min(candidates, key=lambda m: candidates[m]["mape"])
+    fitted = LutLatencyRegressor(model=best).fit(X, y)
+    report = {
+        "method": f"{folds}-fold cross-validation on {len(y)} whole-network samples measured on the target; out-of-fold predictions",
+        "chosen": best,
+        "candidates": candidates,
+        "raw_block_sum_over_measured": {"mean": float(raw_ratio.mean()), "std": float(raw_ratio.std()), "n": int(len(y))},
+        "excluded_unsettled": len(table.networks) - len(networks),
+    }
+    return {**fitted.to_dict(), "labels": features.labels}, report

@@ -1,0 +1,62 @@
+"""The local CPU through onnxruntime's CPU execution provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ofahw.errors import TargetError
+from ofahw.measure.metadata import host_metadata
+from ofahw.measure.target import Artifact, Target
+
+GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+class OnnxruntimeCpuTarget(Target):
+    """Times ONNX models with onnxruntime on this machine's CPU.
+
+    Options: ``threads`` (intra-op threads, default 1), ``graph_optimization`` (disable, basic,
+    extended, all).
+    """
+
+    kind = "cpu"
+    option_defaults = {"threads": 1, "graph_optimization": "all"}
+
+    def __init__(self, name, options=None, protocol=None):
+        super().__init__(name, options, protocol)
+        threads, level = self.options["threads"], self.options["graph_optimization"]
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise TargetError(f"target '{name}': runtime threads must be a positive integer, got {threads!r}")
+        if level not in GRAPH_OPTIMIZATION:
+            raise TargetError(f"target '{name}': graph_optimization must be one of {list(GRAPH_OPTIMIZATION)}, got {level!r}")
+        self._session = None
+
+    def _session_options(self):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.options["threads"]
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[self.options["graph_optimization"]])
+        so.log_severity_level = 3
+        return so
+
+    def metadata(self) -> dict:
+        import onnxruntime as ort
+
+        return {**host_metadata(), "runtime": "onnxruntime", "onnxruntime": ort.__version__,
+                "provider": "CPUExecutionProvider", **self.options}
+
+    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+        import onnxruntime as ort
+
+        self._session = ort.InferenceSession(str(artifact.onnx()), self._session_options(), providers=["CPUExecutionProvider"])
+        feed = {self._session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)}
+        session = self._session
+        return lambda: session.run(None, feed)
+
+    def _release(self) -> None:
+        self._session = None

@@ -1,0 +1,66 @@
+"""Latency of subnets from a target's LUT: the fitted predictor, with the raw block sum beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ofahw.errors import LutError
+from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures
+from ofahw.space import Space, get_space
+
+
+class LutLatencyModel:
+    """Predicts the LUT's statistic (e.g. p10) of whole-network latency, in ms, on its target."""
+
+    def __init__(self, table: LatencyTable, space: Space, path: Path | None = None):
+        self.table, self.space, self.path = table, space, path
+        params = table.meta.get("predictor")
+        if not isinstance(params, dict) or "labels" not in params:
+            raise LutError(f"LUT {path} has no fitted predictor; re-run `ofahw profile` to fit one")
+        self.features = PartFeatures(table, space, labels=list(params["labels"]))
+        self.regressor = LutLatencyRegressor.from_dict(params, n_features=len(self.features.labels) + 1)
+
+    @classmethod
+    def load(cls, csv_path: str | Path) -> LutLatencyModel:
+        table = LatencyTable.read(csv_path)
+        return cls(table, get_space(table.meta.get("space", "?")), Path(csv_path))
+
+    @property
+    def target(self) -> str:
+        return self.table.meta["target"]["name"]
+
+    def _check(self, configs: list[dict]) -> list[dict]:
+        configs = [self.space.canonical(c) for c in configs]
+        profiled = self.table.meta["resolutions"]
+        for c in configs:
+            if c["r"] not in profiled:
+                raise LutError(f"resolution {c['r']} was not profiled in LUT {self.path} (profiled: {profiled})")
+        return configs
+
+    def predict(self, configs: list[dict]) -> np.ndarray:
+        """Shape (n,), milliseconds."""
+        return self.regressor.predict(self.features(self._check(configs)))
+
+    def block_sum(self, configs: list[dict]) -> np.ndarray:
+        """Uncalibrated sum of the parts' LUT entries (ms)."""
+        return self.features(self._check(configs))[:, :-1].sum(axis=1)
+
+    def explain(self, config: dict) -> dict:
+        """One prediction with its provenance, ready for ``--json``."""
+        config = self._check([config])[0]
+        report = self.table.meta.get("report", {})
+        chosen = report.get("candidates", {}).get(report.get("chosen"), {})
+        return {
+            "latency_ms": float(self.predict([config])[0]),
+            "statistic": self.table.statistic,
+            "target": self.target,
+            "space": self.space.name,
+            "source": f"predicted: {self.regressor.model} model over the LUT {self.path} measured on target {self.target}",
+            "block_sum_ms": float(self.block_sum([config])[0]),
+            "cv_mape": chosen.get("mape"),
+            "flops_m": self.space.flops(config),
+            "params_m": self.space.params(config),
+            "config": config,
+        }

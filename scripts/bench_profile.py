@@ -1,0 +1,113 @@
+"""Benchmark of `ofahw profile` on the local CPU: held-out fidelity, repeatability, overhead.
+
+1. Profiles a space into a fresh LUT (timed: wall time and time inside timed inference).
+2. Measures fresh random subnets that were not used for fitting (uniform sampling, another seed),
+   with the campaign's protocol (rounds spread in time, fastest settled round kept), and compares
+   the LUT's predictions with them.
+3. Measures the same held-out subnets again in a second process and reports how far the two
+   measurements of each subnet are apart.
+
+Goals (issue 2; 2-core machine, 1 thread, OFA-MBV3 w1.2, resolutions 160-224): held-out >= 99% within
+±10%, >= 90% within ±5%, Kendall tau >= 0.9; profiling <= 15 min, overhead <= 1.5x; repeat error
+median |ratio - 1| <= 3%.
+
+    python3 scripts/bench_profile.py [--samples 100] [--held-out 100] [--out runs/bench-profile/cpu.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ofahw.export import OnnxCache
+from ofahw.lut import fidelity
+from ofahw.lut.campaign import Campaign, measure_in_rounds, network_artifact
+from ofahw.measure import load_target
+from ofahw.predict import LutLatencyModel
+from ofahw.space import get_space
+
+
+def measure(space_name: str, target_spec: str, configs: list[dict], seed: int) -> list[dict]:
+    space, target = get_space(space_name), load_target(target_spec)
+    cache = OnnxCache()
+    artifacts = [network_artifact(space, c, cache) for c in configs]
+    with target:
+        best = measure_in_rounds(target, artifacts, target.protocol.for_network(), target.protocol.rounds, seed, progress=True)
+    return [m.to_dict() for m in best]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--space", default="ofa-mbv3-w1.2")
+    parser.add_argument("--resolutions", default="160,176,192,208,224")
+    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--held-out", type=int, default=100)
+    parser.add_argument("--out", default="runs/bench-profile/cpu.csv")
+    parser.add_argument("--remeasure", help=argparse.SUPPRESS)  # internal: the second process
+    args = parser.parse_args()
+    if args.remeasure:
+        job = json.loads(Path(args.remeasure).read_text())
+        Path(args.remeasure).write_text(json.dumps({**job, "result": measure(job["space"], job["target"], job["configs"], 7)}))
+        return
+
+    space, target = get_space(args.space), load_target(args.target)
+    resolutions = [int(r) for r in args.resolutions.split(",")]
+    print(f"[1/3] profiling {space.name} on target {target.name} ({target.options}), resolutions {resolutions}, "
+          f"{args.samples} network samples", flush=True)
+    t0 = time.monotonic()
+    result = Campaign(space, target, args.out, resolutions, args.samples, seed=0, fresh=True).run()
+    profile_wall = time.monotonic() - t0
+    lut_networks = {r["key"] for r in result.table.networks}
+
+    rng = np.random.default_rng(12345)
+    held_out = [c for c in space.sample(args.held_out * 2, rng, resolutions) if space.config_hash(c) not in lut_networks]
+    held_out = held_out[: args.held_out]
+    print(f"[2/3] measuring {len(held_out)} held-out random subnets in this process", flush=True)
+    first = measure(space.name, args.target, held_out, seed=3)
+    model = LutLatencyModel.load(args.out)
+    stat = model.table.statistic
+    measured = np.array([m[stat] for m in first])
+    predicted = model.predict(held_out)
+    raw = model.block_sum(held_out)
+
+    print("[3/3] measuring them again in a second process", flush=True)
+    job = Path(args.out).with_name("remeasure.json")
+    job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out}))
+    subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
+    second = np.array([m[stat] for m in json.loads(job.read_text())["result"]])
+    repeat = np.abs(second / measured - 1)
+
+    held = fidelity(measured, predicted)
+    raw_fid = fidelity(measured, raw)
+    meta = model.table.meta
+    cv = meta["report"]["candidates"][meta["report"]["chosen"]]
+    unsettled = sum(not m["settled"] for m in first)
+    print()
+    print(f"ofahw bench_profile — target {target.name}: {meta['device']['cpu_model']}, {meta['device']['cpus_usable']} usable cores, "
+          f"onnxruntime {meta['device']['onnxruntime']}, threads {target.options['threads']}; space {space.name}; "
+          f"resolutions {resolutions}; statistic {stat}")
+    print(f"profiling: {result.measured} items ({len(result.table.blocks)} blocks, {len(result.table.networks)} networks) "
+          f"x {target.protocol.rounds} rounds in {profile_wall / 60:.1f} min wall; time inside timed inference "
+          f"{result.timed_s / 60:.1f} min; overhead {result.wall_s / result.timed_s:.2f}x (goal <= 1.5x, <= 15 min)")
+    print(f"raw block sum / measured network (LUT samples): {meta['report']['raw_block_sum_over_measured']['mean']:.3f} "
+          f"± {meta['report']['raw_block_sum_over_measured']['std']:.3f}")
+    print(f"predictor {meta['report']['chosen']}, 5-fold CV on the LUT's samples: MAPE {cv['mape'] * 100:.2f}%, "
+          f"within ±5% {cv['within_5pct'] * 100:.1f}%, ±10% {cv['within_10pct'] * 100:.1f}%, tau {cv['kendall_tau']:.3f}")
+    print(f"held-out ({held['n']} fresh random subnets measured on {target.name}, {unsettled} unsettled) vs LUT prediction: "
+          f"within ±5% {held['within_5pct'] * 100:.1f}% (goal >= 90%), within ±10% {held['within_10pct'] * 100:.1f}% "
+          f"(goal >= 99%), Kendall tau {held['kendall_tau']:.3f} (goal >= 0.9), MAPE {held['mape'] * 100:.2f}%, "
+          f"RMSE {held['rmse_ms']:.3f} ms")
+    print(f"held-out vs uncalibrated block sum: MAPE {raw_fid['mape'] * 100:.1f}%, within ±10% {raw_fid['within_10pct'] * 100:.1f}%")
+    print(f"repeat error, same {len(held_out)} subnets measured in a second process: median |ratio-1| "
+          f"{np.median(repeat) * 100:.2f}% (goal <= 3%), p90 {np.percentile(repeat, 90) * 100:.2f}%, max {repeat.max() * 100:.2f}%")
+
+
+if __name__ == "__main__":
+    main()

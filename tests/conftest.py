@@ -1,0 +1,44 @@
+"""Shared fixtures: a private ONNX cache, a fast protocol, and one small real profile."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OFAHW_CACHE", tempfile.mkdtemp(prefix="ofahw-test-cache-"))
+os.environ.setdefault("OFAHW_TARGETS", tempfile.mkdtemp(prefix="ofahw-test-targets-"))
+
+from ofahw.measure import Protocol  # noqa: E402
+from ofahw.measure.cpu import OnnxruntimeCpuTarget  # noqa: E402
+
+# Short rounds keep the suite fast; behaviour, not timing, is under test.
+FAST = Protocol(warmup_runs=2, warmup_s=0.0, min_repeats=5, min_time_s=0.004, max_time_s=0.05,
+                network_min_time_s=0.01, gate=0.05, rounds=2, retries=1)
+SPACE = "ofa-mbv3-w1.0"
+RESOLUTION = 128
+
+
+def fast_cpu_target(**options) -> OnnxruntimeCpuTarget:
+    target = OnnxruntimeCpuTarget("cpu", options, FAST)
+    target.source = "test"
+    return target
+
+
+@pytest.fixture(scope="session")
+def profiled_lut(tmp_path_factory) -> Path:
+    """A real profile of OFA-MBV3 w1.0 at resolution 128 on the local CPU (fast protocol)."""
+    from ofahw.lut.campaign import Campaign
+    from ofahw.space import get_space
+
+    out = tmp_path_factory.mktemp("lut") / "cpu.csv"
+    Campaign(get_space(SPACE), fast_cpu_target(), out, [RESOLUTION], samples=8, progress=False, log=lambda m: None).run()
+    return out
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,112 @@
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target
+
+from ofahw.errors import Incomplete, LutError
+from ofahw.lut import LatencyTable
+from ofahw.lut.campaign import Campaign, journal_path
+from ofahw.measure.cpu import OnnxruntimeCpuTarget
+from ofahw.space import get_space
+
+
+class CountingTarget(OnnxruntimeCpuTarget):
+    """The real CPU target, counting rounds; optionally interrupted (Ctrl-C) after some."""
+
+    def __init__(self, interrupt_after=None, unsettle_networks=False):
+        super().__init__("cpu", None, FAST)
+        self.calls, self.interrupt_after, self.unsettle_networks, self.seen = 0, interrupt_after, unsettle_networks, set()
+
+    def measure(self, artifact, protocol=None):
+        if self.calls == self.interrupt_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        m = super().measure(artifact, protocol)
+        if self.unsettle_networks and artifact.input_shape[1] == 3 and artifact.key not in self.seen and "-" not in artifact.key:
+            self.seen.add(artifact.key)
+            return replace(m, settled=False)  # first try of each network: as if the machine were noisy
+        return m
+
+
+def campaign(target, out, **kwargs):
+    return Campaign(get_space(SPACE), target, out, [RESOLUTION], samples=kwargs.pop("samples", 6), progress=False,
+                    log=lambda m: None, **kwargs)
+
+
+def test_interrupted_profile_resumes_without_loss_or_duplicates(tmp_path):
+    out = tmp_path / "cpu.csv"
+    first = CountingTarget(interrupt_after=25)
+    with pytest.raises(KeyboardInterrupt):
+        campaign(first, out).run()
+    assert not out.exists()
+    journal = journal_path(out).read_text().splitlines()
+    assert len(journal) == 1 + 25  # header + every finished round
+
+    second = CountingTarget()
+    result = campaign(second, out).run()
+    n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 6
+    assert second.calls == n_items * FAST.rounds - 25  # only what was missing
+    keys = [(r["kind"], r["key"]) for r in result.table.rows]
+    assert len(keys) == len(set(keys)) == n_items
+    assert all(r["rounds"] == FAST.rounds for r in result.table.rows)
+    assert not journal_path(out).exists()
+
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    third = CountingTarget()
+    again = campaign(third, out).run()
+    assert third.calls == 0 and again.reused == n_items
+    assert LatencyTable.read(out).rows == result.table.rows
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest  # a complete LUT is left as it is
+
+
+def test_interrupt_leaves_an_existing_lut_untouched(profiled_lut, tmp_path):
+    out = tmp_path / "cpu.csv"
+    shutil.copy(profiled_lut, out)
+    shutil.copy(profiled_lut.with_suffix(".json"), out.with_suffix(".json"))
+    before = out.read_bytes(), out.with_suffix(".json").read_bytes()
+    target = CountingTarget(interrupt_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        Campaign(get_space(SPACE), target, out, [RESOLUTION, 132], samples=8, progress=False, log=lambda m: None).run()
+    assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == before
+    assert len(journal_path(out).read_text().splitlines()) == 4
+
+
+def test_budget_stops_with_progress_saved(tmp_path):
+    out = tmp_path / "cpu.csv"
+    with pytest.raises(Incomplete, match="rerun the same command to resume"):
+        campaign(fast_cpu_target(), out, budget_s=0.0).run()
+    assert json.loads(journal_path(out).read_text().splitlines()[0])["space"] == SPACE
+    assert not out.exists()
+
+
+def test_lut_of_other_settings_is_not_mixed(profiled_lut, tmp_path):
+    out = tmp_path / "cpu.csv"
+    shutil.copy(profiled_lut, out)
+    shutil.copy(profiled_lut.with_suffix(".json"), out.with_suffix(".json"))
+    with pytest.raises(LutError, match="profiled with other target"):
+        campaign(fast_cpu_target(threads=2), out).run()
+
+
+def test_unsettled_rounds_are_measured_again(tmp_path):
+    target = CountingTarget(unsettle_networks=True)
+    result = campaign(target, tmp_path / "cpu.csv", samples=5).run()
+    networks = result.table.networks
+    assert len(networks) == 5
+    assert all(r["settled"] for r in networks)
+    assert sum(r["attempts"] for r in networks) == 5 * FAST.rounds + 5  # one retry per network
+
+
+def test_too_few_samples_and_bad_out(tmp_path):
+    from ofahw.errors import UserError
+
+    with pytest.raises(UserError, match="at least 5"):
+        campaign(fast_cpu_target(), tmp_path / "a.csv", samples=2)
+    with pytest.raises(UserError, match=r"\.csv"):
+        campaign(fast_cpu_target(), tmp_path / "a.txt")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="not a writable directory"):
+        campaign(fast_cpu_target(), blocker / "lut.csv")

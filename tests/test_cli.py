@@ -1,0 +1,119 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import FAST, RESOLUTION, SPACE, write_yaml
+
+from ofahw.cli.main import main
+from ofahw.space import get_space
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, profiled_lut):
+    monkeypatch.chdir(tmp_path)
+    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
+    write_yaml(tmp_path / "targets" / "cpu.yaml", f"kind: cpu\nruntime: {{threads: 1}}\nprotocol:\n{protocol}\n")
+    (tmp_path / "lut").mkdir()
+    shutil.copy(profiled_lut, tmp_path / "lut" / "cpu.csv")
+    shutil.copy(profiled_lut.with_suffix(".json"), tmp_path / "lut" / "cpu.json")
+    return tmp_path
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def config_json(r=RESOLUTION, seed=0):
+    return json.dumps(get_space(SPACE).sample(1, np.random.default_rng(seed), [r])[0])
+
+
+def test_profile_command_end_to_end(workdir, capsys):
+    code, out, err = run(capsys, "profile", "--target", "cpu", "--space", SPACE, "--resolutions", "128",
+                         "--samples", "5", "--out", "lut/new.csv", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["statistic"] == "p10" and payload["measured"] > 5 and payload["report"]["chosen"]
+    code, out, err = run(capsys, "profile", "--target", "cpu", "--space", SPACE, "--resolutions", "128",
+                         "--samples", "5", "--out", "lut/new.csv")
+    assert code == 0 and "nothing to measure" in err and "MAPE" in out
+
+
+def test_predict_json_and_measure(workdir, capsys):
+    code, out, err = run(capsys, "predict", "--lut", "lut/cpu.csv", "--config", config_json(), "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["latency_ms"] > 0 and payload["statistic"] == "p10" and payload["target"] == "cpu"
+    (workdir / "config.json").write_text(config_json(seed=1))
+    code, out, err = run(capsys, "predict", "--lut", "lut/cpu.csv", "--config", "config.json", "--measure", "--target", "cpu")
+    assert code == 0, err
+    assert "predicted" in out and "measured now on target cpu" in out and "predicted/measured" in out
+
+
+def test_targets_commands(workdir, capsys):
+    code, out, _ = run(capsys, "targets", "list", "--json")
+    assert code == 0 and any(t["name"] == "cpu" for t in json.loads(out)["targets"])
+    code, out, _ = run(capsys, "targets", "check", "--target", "cpu")
+    assert code == 0 and "OK" in out and "probe" in out
+
+
+def test_lut_export_import_commands(workdir, capsys):
+    code, out, err = run(capsys, "lut", "export", "--lut", "lut/cpu.csv", "--out", "ofa.yaml")
+    assert code == 0 and "OFA format" in out, err
+    code, out, err = run(capsys, "lut", "import", "--yaml", "ofa.yaml", "--space", SPACE, "--target-name", "phone",
+                         "--out", "lut/phone.csv", "--json")
+    assert code == 0 and json.loads(out)["entries"] > 50, err
+
+
+BAD_INPUTS = [
+    (["profile", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["profile", "--target", "cpu", "--space", "ofa-mbv9"], "unknown space"),
+    (["profile", "--target", "targets/bad.yaml"], "not valid YAML"),
+    (["profile", "--target", "cpu", "--resolutions", "12x"], "--resolutions must be integers"),
+    (["profile", "--target", "cpu", "--resolutions", "300-400"], "selects none"),
+    (["profile", "--target", "cpu", "--budget", "soon"], "--budget must look like"),
+    (["profile", "--target", "cpu", "--resolutions", "128", "--out", "blocker/lut.csv"], "not a writable directory"),
+    (["profile", "--target", "cpu", "--threads"], None),  # argparse: unknown option
+    (["predict", "--lut", "lut/cpu.csv", "--config", '{"ks": [3], "e": [3], "d": [2], "r": 128}'], "list of 20"),
+    (["predict", "--lut", "lut/cpu.csv", "--config", "{oops"], "not valid JSON"),
+    (["predict", "--lut", "lut/cpu.csv", "--config", "missing.json"], "neither"),
+    (["predict", "--lut", "lut/missing.csv", "--config", "{}"], "does not exist"),
+    (["predict", "--lut", "lut/broken.csv", "--config", "{}"], "does not match its metadata"),
+    (["predict", "--lut", "lut/cpu.csv", "--config", "CONFIG_AT_160"], "resolution 160 was not profiled"),
+    (["lut", "import", "--yaml", "missing.yaml", "--target-name", "x", "--out", "lut/x.csv"], "does not exist"),
+    (["lut", "export", "--lut", "lut/cpu.csv", "--out", "blocker/ofa.yaml"], "not a writable directory"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS)
+def test_bad_input_gives_one_line_and_exit_2(workdir, capsys, argv, message):
+    write_yaml(workdir / "targets" / "bad.yaml", "kind: [cpu\n")
+    (workdir / "blocker").write_text("a file, not a folder")
+    shutil.copy(workdir / "lut" / "cpu.csv", workdir / "lut" / "broken.csv")
+    shutil.copy(workdir / "lut" / "cpu.json", workdir / "lut" / "broken.json")
+    (workdir / "lut" / "broken.csv").write_text((workdir / "lut" / "broken.csv").read_text() + "block,x\n")
+    argv = [config_json(r=160) if a == "CONFIG_AT_160" else a for a in argv]
+    before = {p: p.read_bytes() for p in (workdir / "lut").iterdir()}
+    if message is None:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        return
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ofahw: error:") and message in lines[0], err
+    assert {p: p.read_bytes() for p in (workdir / "lut").iterdir()} == before  # nothing overwritten
+
+
+def test_console_script_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ofahw.cli.main", "predict", "--lut", "nope.csv", "--config", "{}"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "ofahw: error: LUT nope.csv does not exist"
+    for argv in (["--help"], ["profile", "--help"], ["predict", "--help"], ["targets", "check", "--help"], ["lut", "import", "--help"]):
+        assert subprocess.run([sys.executable, "-m", "ofahw.cli.main", *argv], capture_output=True).returncode == 0

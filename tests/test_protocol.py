@@ -1,0 +1,59 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from ofahw.measure import Measurement, Protocol, run_protocol
+from ofahw.measure.protocol import relative_standard_error, summarise
+
+
+def fake_clock(durations_ns):
+    """(clock, run_once): each call of run_once advances the clock by the next duration."""
+    now = [0]
+    pending = iter(durations_ns)
+
+    def run_once():
+        now[0] += next(pending)
+
+    return (lambda: now[0]), run_once
+
+
+def test_statistics_of_known_samples():
+    samples = np.arange(1, 101, dtype=float)  # 1..100 ms
+    m = summarise(samples, Protocol(), warmup_runs=3, timed_s=5.05, wall_s=6.0)
+    assert m.min == 1 and m.median == 50.5 and m.mean == 50.5 and m.n == 100
+    assert m.p10 == pytest.approx(np.percentile(samples, 10))
+    assert m.p90 == pytest.approx(np.percentile(samples, 90)) and m.p99 == pytest.approx(np.percentile(samples, 99))
+    assert m.cov == pytest.approx(samples.std(ddof=1) / 50.5)
+    assert Measurement.from_dict(m.to_dict()) == m
+
+
+def test_steady_item_settles_at_the_minimum_and_noisy_one_runs_to_budget():
+    steady, tick = fake_clock(itertools.repeat(1_000_000))  # 1 ms every run
+    protocol = Protocol(warmup_runs=4, warmup_s=0.0, min_repeats=20, min_time_s=0.01, max_time_s=0.5)
+    m = run_protocol(tick, protocol, clock=steady)
+    assert m.settled and m.n == 20 and m.warmup_runs == 4 and m.p10 == pytest.approx(1.0)
+
+    # A machine slowing down steadily: each batch of runs is slower, so the statistic never settles.
+    noisy, tick = fake_clock(1_000_000 + 20_000 * k for k in itertools.count())
+    m = run_protocol(tick, Protocol(warmup_runs=0, warmup_s=0.0, min_repeats=20, min_time_s=0.01, max_time_s=0.5), clock=noisy)
+    assert not m.settled and m.timed_s >= 0.5 and m.rel_se > 0.01
+
+
+def test_relative_standard_error_sees_a_drift():
+    flat = np.ones(100)
+    drift = np.linspace(1, 2, 100)
+    assert relative_standard_error(flat, "p10", 5) == 0
+    assert relative_standard_error(drift, "p10", 5) > 0.05
+    assert relative_standard_error(flat[:5], "p10", 5) == float("inf")
+
+
+@pytest.mark.parametrize("bad", [{"statistic": "p50"}, {"gate": -1}, {"min_time_s": 2, "max_time_s": 1}, {"nope": 1}, {"rounds": 0}])
+def test_bad_protocol_settings(bad):
+    with pytest.raises((ValueError, TypeError)):
+        Protocol.from_dict(bad)
+
+
+def test_network_protocol_is_longer():
+    p = Protocol(min_time_s=0.1, network_min_time_s=0.5, max_time_s=0.3)
+    assert p.for_network().min_time_s == 0.5 and p.for_network().max_time_s >= 0.5
