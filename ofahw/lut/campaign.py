@@ -18,7 +18,7 @@ from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import OnnxCache
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import LatencyTable, json_path
-from ofahw.measure import Artifact, Measurement, Target
+from ofahw.measure import Artifact, Measurement, Protocol, Target
 from ofahw.space import Part, Space, build_part, part_cost
 
 MIN_SAMPLES = 5
@@ -57,15 +57,16 @@ def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
     return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", lambda: space.build_network(config), shape))
 
 
-def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol, rounds: int, seed: int = 0,
+def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
                       progress: bool = False) -> list[Measurement]:
-    """Measure each artifact in ``rounds`` rounds, each round over all artifacts in a new random
-    order, and return the fastest settled round of each (as a campaign does). ``target`` must be open."""
+    """Measure each artifact in ``protocol.rounds`` rounds, each round over all artifacts in a new
+    random order, and return the fastest settled round of each (as a campaign does). ``target``
+    must be open."""
     rng = np.random.default_rng(seed)
     best: list[Measurement | None] = [None] * len(artifacts)
     stat = protocol.statistic
-    bar = _progress(rounds * len(artifacts), progress, f"measure {target.name}")
-    for _ in range(rounds):
+    bar = _progress(protocol.rounds * len(artifacts), progress, f"measure {target.name}")
+    for _ in range(protocol.rounds):
         for i in rng.permutation(len(artifacts)):
             m = target.measure(artifacts[i], protocol)
             old = best[i]
@@ -183,6 +184,9 @@ class Campaign:
         }
 
     # -- run ---------------------------------------------------------------------------------
+    def _protocol(self, item: Item) -> Protocol:
+        return self.target.protocol.for_network() if item.kind == "network" else self.target.protocol
+
     def run(self) -> ProfileResult:
         start = time.monotonic()
         rows, rounds = self._previous()
@@ -190,13 +194,12 @@ class Campaign:
         if not todo and self.out.exists() and not self.journal.exists():
             self.log(f"{self.out} already holds every item asked for; nothing to measure")
             return ProfileResult(LatencyTable.read(self.out), self.out, 0, len(rows))
-        n_rounds = self.target.protocol.rounds
         rng = np.random.default_rng(self.seed + 1)
         # Round k of every item runs in the k-th part of the campaign, in random order, so an item's
         # rounds lie far apart in time and a slow drift of the machine biases no kind of item.
         queue: list[tuple[Item, int]] = []
-        for k in range(n_rounds):
-            pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k]
+        for k in range(max(self._protocol(i).rounds for i in todo) if todo else 0):
+            pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
             queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
         self.log(f"profiling {self.space.name} on target {self.target.name}: {len(todo)} items to measure "
                  f"({len(queue)} rounds), {len(rows)} already in the LUT (resolutions {self.resolutions})")
@@ -211,20 +214,20 @@ class Campaign:
                 if self.budget_s is not None and time.monotonic() - start > self.budget_s:
                     bar.close()
                     raise BudgetExhausted(len(queue), self.journal)
-                item, attempt = queue.pop(0)
-                protocol = self.target.protocol.for_network() if item.kind == "network" else self.target.protocol
-                m = self.target.measure(self._artifact(item), protocol)
-                timed += m.timed_s
-                bar.update(1)
-                if not m.settled and attempt <= self.target.protocol.retries:
-                    queue.append((item, attempt + 1))  # again later, when the machine may be quieter
-                    bar.total += 1
-                    continue
-                record = {"kind": item.kind, "key": item.key, "attempts": attempt, "m": m.to_dict()}
-                journal.write(json.dumps(record) + "\n")
-                journal.flush()
-                os.fsync(journal.fileno())
-                rounds.setdefault((item.kind, item.key), []).append(record)
+                batch, queue = queue[: self.target.batch_size], queue[self.target.batch_size:]
+                jobs = [(self._artifact(item), self._protocol(item)) for item, _ in batch]
+                for (item, attempt), m in zip(batch, self.target.measure_batch(jobs), strict=True):
+                    timed += m.timed_s
+                    bar.update(1)
+                    if not m.settled and attempt <= self.target.protocol.retries:
+                        queue.append((item, attempt + 1))  # again later, when the machine may be quieter
+                        bar.total += 1
+                        continue
+                    record = {"kind": item.kind, "key": item.key, "attempts": attempt, "m": m.to_dict()}
+                    journal.write(json.dumps(record) + "\n")
+                    journal.flush()
+                    os.fsync(journal.fileno())
+                    rounds.setdefault((item.kind, item.key), []).append(record)
         bar.close()
         new_rows = [self._row(i, rounds[(i.kind, i.key)]) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]

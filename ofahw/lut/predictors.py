@@ -64,8 +64,6 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
     least squares with weights 1/y², i.e. on relative error, which is what the user judges.
     """
 
-    _parameter_constraints = {"model": [str]}
-
     def __init__(self, *, model: str = "grouped-linear"):
         self.model = model
 

@@ -13,7 +13,8 @@ from ofahw.measure.protocol import Protocol
 from ofahw.measure.target import Target
 
 # kind -> "module:class", imported only when a target of that kind is used
-KINDS = {"cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget"}
+KINDS = {"cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget", "ssh": "ofahw.measure.ssh:SshTarget"}
+EXTRAS = {"ssh": "paramiko (pip install 'ofahw[ssh]')"}
 BUILTIN = {"cpu": {"kind": "cpu", "description": "this machine's CPU through onnxruntime (built in)"}}
 TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh"}
 
@@ -70,16 +71,20 @@ def _load_file(path: Path) -> tuple[str, dict, str]:
     return str(data.get("name") or path.stem), data, str(path)
 
 
-def load_target(spec: str) -> Target:
-    """Build the target named or pointed to by ``spec`` (not yet opened)."""
+def load_target(spec: str, accept_host_key: bool = False) -> Target:
+    """Build the target named or pointed to by ``spec`` (not yet opened). ``accept_host_key``:
+    the user explicitly accepts an SSH target's unknown host key (recorded in its metadata)."""
     name, data, source = resolve(spec)
     module, _, cls = KINDS[data["kind"]].partition(":")
     try:
         protocol = Protocol.from_dict(data.get("protocol"))
     except (TypeError, ValueError) as exc:
         raise TargetError(f"target '{name}' ({source}): bad protocol: {exc}") from None
-    target_cls: type[Target] = getattr(importlib.import_module(module), cls)
-    target = target_cls(name, data.get("runtime"), protocol)
+    try:
+        target_cls: type[Target] = getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise TargetError(f"target '{name}' of kind {data['kind']} needs {EXTRAS.get(data['kind'], exc.name)}") from None
+    target = target_cls.from_config(name, data, protocol, accept_host_key=accept_host_key)
     target.source = source
     target.description = data.get("description", "")
     return target

@@ -25,6 +25,10 @@ class Protocol:
     spread over the whole campaign and keeps the fastest round: a shared machine has slow spells
     lasting seconds (another tenant, a throttled clock) that no single round can see from inside.
 
+    Whole networks are the ground truth a LUT is calibrated and judged on, and the longer a round
+    lasts the likelier a slow spell falls into it, so networks get their own (more) rounds and
+    minimum time: ``network_rounds``, ``network_min_time_s``.
+
     ``statistic`` is the value a LUT takes from each measurement. Its default, p10, was chosen by
     measurement (scripts/bench_statistic.py): on a shared 2-core machine the median of the same
     subnet moved by up to ~15% between processes, the low percentiles by a few percent.
@@ -35,12 +39,13 @@ class Protocol:
     min_repeats: int = 20
     min_time_s: float = 0.15
     max_time_s: float = 1.0
-    network_min_time_s: float = 0.5  # whole networks are the ground truth of a LUT: time them longer
+    network_min_time_s: float = 0.3
     max_repeats: int = 100_000
     gate: float = 0.01  # settled when the statistic's batch-means relative standard error <= gate
     batches: int = 5
     statistic: str = "p10"
     rounds: int = 3
+    network_rounds: int = 5
     retries: int = 2  # extra attempts for a round that never settled
 
     def __post_init__(self):
@@ -50,7 +55,7 @@ class Protocol:
             value = getattr(self, f.name)
             if f.name != "statistic" and (not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"protocol {f.name} must be a non-negative number, got {value!r}")
-        if self.max_time_s < self.min_time_s or self.batches < 2 or self.rounds < 1:
+        if self.max_time_s < self.min_time_s or self.batches < 2 or min(self.rounds, self.network_rounds) < 1:
             raise ValueError("protocol needs max_time_s >= min_time_s, batches >= 2 and rounds >= 1")
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -26,12 +26,13 @@ class Target(ABC):
     """A device + runtime that times artifacts under a :class:`Protocol`.
 
     Used as a context manager: ``open`` acquires the device (a session pool, an SSH connection),
-    ``close`` releases it. Subclasses implement ``_prepare`` (make one run callable) and may override
-    ``measure_many`` to batch work (the SSH target streams a whole batch to its remote runner).
+    ``close`` releases it. Subclasses implement ``metadata`` and ``_prepare`` (make one run callable),
+    and may override ``_clock`` (device events after a synchronise) and ``_release``.
     """
 
     kind: ClassVar[str]
     option_defaults: ClassVar[dict] = {}
+    batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -70,6 +71,11 @@ class Target(ABC):
     def _release(self) -> None:
         """Free what ``_prepare`` loaded."""
 
+    @classmethod
+    def from_config(cls, name: str, data: dict, protocol: Protocol, **flags) -> Target:
+        """Build from a target file's mapping (``runtime`` options; subclasses read their sections)."""
+        return cls(name, data.get("runtime"), protocol)
+
     def _clock(self) -> int:
         return time.perf_counter_ns()
 
@@ -86,6 +92,7 @@ class Target(ABC):
         finally:
             self._release()
 
-    def measure_many(self, artifacts: Iterable[Artifact], protocol: Protocol | None = None) -> Iterator[tuple[Artifact, Measurement]]:
-        for artifact in artifacts:
-            yield artifact, self.measure(artifact, protocol)
+    def measure_batch(self, jobs: list[tuple[Artifact, Protocol]]) -> Iterator[Measurement]:
+        """Measurements of ``jobs`` in order, each yielded as soon as it is done."""
+        for artifact, protocol in jobs:
+            yield self.measure(artifact, protocol)

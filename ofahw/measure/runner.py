@@ -1,0 +1,170 @@
+"""The remote runner: one file shipped to a device (with ``protocol.py`` prepended by
+``build_runner_script``) that applies ofahw's measurement protocol there.
+
+It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, or a ``trtexec`` binary for
+``trtexec``. It reads one JSON job per line on stdin and writes one JSON line per event on stdout:
+``{"event": "ready", "metadata": {...}}`` first (or ``{"event": "fatal", ...}`` and exit 3), then
+``{"id": ..., "measurement": {...}}`` or ``{"id": ..., "error": "..."}`` per job.
+"""
+
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
+
+INSTALL_HINT = {
+    "onnxruntime": "python3 -m pip install numpy onnxruntime",
+    "trtexec": "JetPack's TensorRT (trtexec at /usr/src/tensorrt/bin/trtexec), or set ssh.trtexec in the target file",
+}
+
+
+def _read(path):
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def device_facts():
+    """Clocks, power mode and temperatures where the device exposes them (sysfs, nvpmodel)."""
+    facts = {"hostname": platform.node(), "machine": platform.machine(), "python": platform.python_version(),
+             "cpu_count": os.cpu_count(), "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+             "cpu_cur_khz": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.lower().startswith(("model name", "hardware")):
+            facts["cpu_model"] = line.split(":", 1)[1].strip()
+            break
+    facts["model"] = _read("/proc/device-tree/model")
+    temps = {}
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        value = _read(zone + "/temp")
+        if value and value.lstrip("-").isdigit():
+            temps[_read(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
+    facts["temperatures_c"] = temps
+    gpu_freq = glob.glob("/sys/devices/gpu.0/devfreq/*/cur_freq") + glob.glob("/sys/devices/platform/*gpu*/devfreq/*/cur_freq")
+    facts["gpu_cur_hz"] = _read(gpu_freq[0]) if gpu_freq else None
+    if shutil.which("nvpmodel"):
+        try:
+            facts["nvpmodel"] = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return facts
+
+
+class OrtRuntime:
+    def __init__(self, options):
+        import onnxruntime as ort
+
+        self.ort, self.options = ort, options
+        self.version = ort.__version__
+
+    def prepare(self, path, input_shape):
+        ort, o = self.ort, self.options
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(o.get("threads", 1))
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        levels = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, levels[o.get("graph_optimization", "all")])
+        so.log_severity_level = 3
+        session = ort.InferenceSession(path, so, providers=o.get("providers") or ["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)}
+        return lambda: session.run(None, feed)
+
+    def measure(self, path, input_shape, protocol):
+        return run_protocol(self.prepare(path, input_shape), protocol)
+
+
+class TrtexecRuntime:
+    """trtexec builds (and caches) an engine, then times it; GPU compute times come from
+    ``--exportTimes``. Rounds of timed iterations go on until the protocol's gate holds."""
+
+    def __init__(self, options):
+        self.binary = options.get("trtexec") or shutil.which("trtexec") or "/usr/src/tensorrt/bin/trtexec"
+        if not os.access(self.binary, os.X_OK):
+            raise FileNotFoundError(f"trtexec not found at {self.binary}")
+        self.precision = options.get("precision", "fp32")
+        self.version = subprocess.run([self.binary, "--help"], capture_output=True, text=True, timeout=60).stdout.split("\n", 1)[0]
+
+    def _engine(self, path):
+        engine = f"{path}.{self.precision}.engine"
+        if not os.path.exists(engine):
+            cmd = [self.binary, f"--onnx={path}", f"--saveEngine={engine}.tmp", "--skipInference"]
+            if self.precision == "fp16":
+                cmd.append("--fp16")
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+            if done.returncode != 0:
+                raise RuntimeError("trtexec could not build an engine: " + done.stdout[-400:])
+            os.replace(engine + ".tmp", engine)
+        return engine
+
+    def measure(self, path, input_shape, protocol):
+        engine = self._engine(path)
+        samples, start, warm = [], time.perf_counter(), 0
+        while True:
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+                times_file = fh.name
+            try:
+                iterations = max(protocol.min_repeats, 50)
+                done = subprocess.run([self.binary, f"--loadEngine={engine}", f"--iterations={iterations}", "--duration=0",
+                                       f"--warmUp={int(protocol.warmup_s * 1000)}", f"--exportTimes={times_file}"],
+                                      capture_output=True, text=True, timeout=600)
+                if done.returncode != 0:
+                    raise RuntimeError("trtexec failed: " + done.stdout[-400:])
+                with open(times_file) as fh:
+                    samples += parse_trtexec_times(fh.read())
+            finally:
+                os.unlink(times_file)
+            warm += 1
+            ms = np.asarray(samples, dtype=float)
+            m = summarise(ms, protocol, warm, float(ms.sum()) / 1e3, time.perf_counter() - start)
+            if m.settled or ms.sum() / 1e3 >= protocol.max_time_s or len(samples) >= protocol.max_repeats:
+                return m
+
+
+def parse_trtexec_times(text):
+    """GPU compute times (ms) of each iteration in a trtexec ``--exportTimes`` file."""
+    records = json.loads(text)
+    return [float(r["computeMs"]) for r in records if isinstance(r, dict) and "computeMs" in r]
+
+
+RUNTIMES = {"onnxruntime": OrtRuntime, "trtexec": TrtexecRuntime}
+
+
+def main():
+    options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    name = options.get("runtime", "onnxruntime")
+    try:
+        runtime = RUNTIMES[name](options)
+    except (ImportError, FileNotFoundError, OSError, subprocess.SubprocessError) as exc:
+        print(json.dumps({"event": "fatal", "error": f"{name} is not usable on this device: {exc}",
+                          "install": INSTALL_HINT.get(name, "")}), flush=True)
+        sys.exit(3)
+    print(json.dumps({"event": "ready", "metadata": {**device_facts(), "runtime": name, "runtime_version": runtime.version,
+                                                      "numpy": np.__version__}}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        if job.get("cmd") == "quit":
+            break
+        try:
+            m = runtime.measure(job["path"], tuple(job["input_shape"]), Protocol.from_dict(job["protocol"]))
+            out = {"id": job["id"], "measurement": m.to_dict(), "facts": device_facts() if job.get("facts") else None}
+        except Exception as exc:  # one bad model must not end the batch
+            out = {"id": job["id"], "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
