@@ -14,7 +14,10 @@ from ofahw.space import get_space
 
 
 class CountingTarget(OnnxruntimeCpuTarget):
-    """The real CPU target, counting rounds; optionally interrupted (Ctrl-C) after some."""
+    """The real CPU target, counting rounds; optionally interrupted (Ctrl-C) after some.
+
+    Its rounds always count as settled (unless told otherwise) so that retries of noisy rounds do
+    not change how many rounds a campaign asks for."""
 
     def __init__(self, interrupt_after=None, unsettle_networks=False):
         super().__init__("cpu", None, FAST)
@@ -28,7 +31,7 @@ class CountingTarget(OnnxruntimeCpuTarget):
         if self.unsettle_networks and artifact.input_shape[1] == 3 and artifact.key not in self.seen and "-" not in artifact.key:
             self.seen.add(artifact.key)
             return replace(m, settled=False)  # first try of each network: as if the machine were noisy
-        return m
+        return replace(m, settled=True)  # noise on this shared machine must not make the counts below vary
 
 
 def campaign(target, out, **kwargs):

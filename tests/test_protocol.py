@@ -54,6 +54,7 @@ def test_bad_protocol_settings(bad):
         Protocol.from_dict(bad)
 
 
-def test_network_protocol_is_longer():
-    p = Protocol(min_time_s=0.1, network_min_time_s=0.5, max_time_s=0.3)
-    assert p.for_network().min_time_s == 0.5 and p.for_network().max_time_s >= 0.5
+def test_network_protocol_has_its_own_rounds_and_time():
+    p = Protocol(min_time_s=0.1, network_min_time_s=0.5, max_time_s=0.3, rounds=3, network_rounds=5)
+    net = p.for_network()
+    assert net.min_time_s == 0.5 and net.max_time_s >= 0.5 and net.rounds == 5

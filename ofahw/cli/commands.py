@@ -25,7 +25,7 @@ def targets_check(args) -> int:
     from ofahw.measure import load_target
     from ofahw.measure.check import check_target
 
-    result = check_target(load_target(args.target))
+    result = check_target(load_target(args.target, args.accept_host_key))
     probe, meta = result["probe"], result["metadata"]
     emit(args, result, [
         f"target {result['target']} ({result['kind']}, {result['source']}): OK",
@@ -42,23 +42,74 @@ def profile(args) -> int:
     from ofahw.space import get_space
 
     space = get_space(args.space)
-    target = load_target(args.target)
+    targets = [load_target(spec, args.accept_host_key) for spec in args.target]
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise UserError(f"--target names the same target twice: {names}")
+    if len(targets) > 1 and args.out:
+        raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
     resolutions = parse_resolutions(args.resolutions, space)
     budget = parse_duration(args.budget) if args.budget else None
-    out = args.out or f"lut/{target.name}.csv"
-    result = Campaign(space, target, out, resolutions, args.samples, args.seed, budget, fresh=args.fresh,
-                      progress=not (args.no_progress or args.json), log=_log).run()
+    show = not (args.no_progress or args.json)
+    campaigns = [Campaign(space, t, args.out or f"lut/{t.name}.csv", resolutions, args.samples, args.seed, budget,
+                          fresh=args.fresh, progress=show, log=_log, position=i) for i, t in enumerate(targets)]
+    outcomes = run_campaigns(campaigns)
+    payloads, lines, failures = [], [], []
+    for campaign, outcome in zip(campaigns, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failures.append(outcome)
+            if len(campaigns) > 1:
+                _log(f"ofahw: error: target {campaign.target.name}: {outcome}")
+            lines.append(f"target {campaign.target.name}: FAILED: {outcome}")
+            payloads.append({"target": campaign.target.name, "error": str(outcome)})
+            continue
+        payload, text = _profile_summary(outcome, campaign.target, space)
+        payloads.append(payload)
+        lines += text
+    emit(args, payloads[0] if len(payloads) == 1 else {"results": payloads}, lines)
+    if failures:
+        if len(campaigns) == 1:
+            raise failures[0]
+        return 2 if all(isinstance(f, UserError) for f in failures) else 1
+    return 0
+
+
+def run_campaigns(campaigns) -> list:
+    """Run campaigns, remote ones concurrently; those on this machine one after another, since
+    measuring two local targets at once would perturb both. Returns each result or its exception."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = [c for c in campaigns if c.target.kind != "ssh"]
+    groups = [[c] for c in campaigns if c.target.kind == "ssh"] + ([local] if local else [])
+    outcomes: dict[int, object] = {}
+
+    def run_group(group):
+        for campaign in group:
+            try:
+                outcomes[id(campaign)] = campaign.run()
+            except Exception as exc:  # reported per target; the others go on
+                outcomes[id(campaign)] = exc
+
+    if len(campaigns) == 1:
+        return [campaigns[0].run()]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        list(pool.map(run_group, groups))
+    return [outcomes[id(c)] for c in campaigns]
+
+
+def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     meta = result.table.meta
     report = meta["report"]
     best = report["candidates"][report["chosen"]]
     raw = report["raw_block_sum_over_measured"]
     overhead = result.wall_s / result.timed_s if result.timed_s else float("nan")
+    device = meta["device"]
     payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
                "measured": result.measured, "reused": result.reused, "unsettled": result.unsettled,
-               "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": meta["device"]}
-    emit(args, payload, [
+               "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
+    lines = [
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
-        f"target {target.name}: {meta['device'].get('cpu_model', '')}, {target.options}; space {space.name}; "
+        f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
         f"resolutions {meta['resolutions']}; LUT statistic {meta['statistic']}",
         f"measured {result.measured} items this run ({result.reused} reused from an earlier run) in {result.wall_s:.0f} s; "
         f"timed inference {result.timed_s:.0f} s, overhead {overhead:.2f}x",
@@ -68,8 +119,8 @@ def profile(args) -> int:
         f"predictor {report['chosen']} — {report['method']}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
         f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
-    ])
-    return 0
+    ]
+    return payload, lines
 
 
 def predict(args) -> int:

@@ -43,16 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.targets_list)
     p = tsub.add_parser("check", help="open a target, time a tiny model on it, print its device facts")
     _target(p)
+    p.add_argument("--accept-host-key", action="store_true", help="accept an SSH target's unknown host key")
     _json(p)
     p.set_defaults(func=commands.targets_check)
 
-    p = sub.add_parser("profile", help="measure a target into a lookup table and fit its latency predictor")
-    _target(p)
+    p = sub.add_parser("profile", help="measure targets into lookup tables and fit their latency predictors")
+    p.add_argument("--target", required=True, action="append",
+                   help="target name or YAML path; repeat to profile several devices at once (each measured serially)")
+    p.add_argument("--accept-host-key", action="store_true",
+                   help="accept an SSH target's unknown host key (saved to known_hosts, recorded in the LUT)")
     p.add_argument("--space", default="ofa-mbv3-w1.0", help="search space id (default: %(default)s)")
     p.add_argument("--resolutions", help="e.g. 160,176,192,208,224 or 160-224 (default: all of the space's)")
     p.add_argument("--samples", type=int, default=100, help="whole-network samples, stratified over size (default: %(default)s)")
     p.add_argument("--budget", help="wall-time limit such as 15m; a rerun resumes where it stopped")
-    p.add_argument("--out", help="LUT path (default: lut/TARGET.csv)")
+    p.add_argument("--out", help="LUT path (default: lut/TARGET.csv; with several targets always lut/TARGET.csv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subnet sampling (default: %(default)s)")
     p.add_argument("--fresh", action="store_true", help="ignore (and at the end replace) an existing LUT at --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

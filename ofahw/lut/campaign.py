@@ -48,13 +48,16 @@ class ProfileResult:
 
 def part_artifact(part: Part, cache: OnnxCache) -> Artifact:
     shape = (1, *part.input_shape)
-    return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape))
+    return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
 
 
 def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
     """A whole subnet (random weights: latency does not depend on their values)."""
     key, shape = space.config_hash(config), (1, 3, config["r"], config["r"])
-    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", lambda: space.build_network(config), shape))
+    def build():
+        return space.build_network(config)
+
+    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", build, shape), build)
 
 
 def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
@@ -91,7 +94,7 @@ class Campaign:
 
     def __init__(self, space: Space, target: Target, out: str | Path, resolutions=None, samples: int = 100,
                  seed: int = 0, budget_s: float | None = None, cache: OnnxCache | None = None,
-                 fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print):
+                 fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print, position: int = 0):
         self.space, self.target = space, target
         self.out = Path(out)
         if self.out.suffix != ".csv":
@@ -103,7 +106,7 @@ class Campaign:
             raise UserError(f"--samples must be at least {MIN_SAMPLES} (whole networks are needed to fit and check the predictor)")
         self.samples, self.seed, self.budget_s = samples, seed, budget_s
         self.cache = cache or OnnxCache()
-        self.fresh, self.progress, self.log = fresh, progress, log
+        self.fresh, self.progress, self.log, self.position = fresh, progress, log, position
         self.journal = journal_path(self.out)
 
     # -- what identifies comparable measurements ---------------------------------------------
@@ -207,7 +210,7 @@ class Campaign:
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             self.journal.write_text(json.dumps(self._header()) + "\n", encoding="utf-8")
         timed = 0.0
-        bar = _progress(len(queue), self.progress, f"profile {self.target.name}")
+        bar = _progress(len(queue), self.progress, f"profile {self.target.name}", self.position)
         with self.target, open(self.journal, "a", encoding="utf-8") as journal:
             device = self.target.metadata()
             while queue:
@@ -269,7 +272,7 @@ class BudgetExhausted(Incomplete):
                          "rerun the same command to resume")
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def _progress(total: int, enabled: bool, desc: str, position: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, desc=desc, unit="round", disable=not enabled, dynamic_ncols=True, leave=False, position=position)

@@ -13,7 +13,13 @@ from ofahw.measure.protocol import Protocol
 from ofahw.measure.target import Target
 
 # kind -> "module:class", imported only when a target of that kind is used
-KINDS = {"cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget", "ssh": "ofahw.measure.ssh:SshTarget"}
+KINDS = {
+    "cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget",
+    "ssh": "ofahw.measure.ssh:SshTarget",
+    "tensorrt": "ofahw.measure.gpu:TensorRTTarget",
+    "cuda": "ofahw.measure.gpu:TorchCudaTarget",
+    "ort-gpu": "ofahw.measure.gpu:OnnxruntimeGpuTarget",
+}
 EXTRAS = {"ssh": "paramiko (pip install 'ofahw[ssh]')"}
 BUILTIN = {"cpu": {"kind": "cpu", "description": "this machine's CPU through onnxruntime (built in)"}}
 TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh"}

@@ -23,6 +23,7 @@ class OnnxruntimeCpuTarget(Target):
 
     kind = "cpu"
     option_defaults = {"threads": 1, "graph_optimization": "all"}
+    providers = ["CPUExecutionProvider"]
 
     def __init__(self, name, options=None, protocol=None):
         super().__init__(name, options, protocol)
@@ -48,12 +49,12 @@ class OnnxruntimeCpuTarget(Target):
         import onnxruntime as ort
 
         return {**host_metadata(), "runtime": "onnxruntime", "onnxruntime": ort.__version__,
-                "provider": "CPUExecutionProvider", **self.options}
+                "provider": self.providers[0], **self.options}
 
     def _prepare(self, artifact: Artifact) -> Callable[[], None]:
         import onnxruntime as ort
 
-        self._session = ort.InferenceSession(str(artifact.onnx()), self._session_options(), providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(str(artifact.onnx()), self._session_options(), providers=self.providers)
         feed = {self._session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)}
         session = self._session
         return lambda: session.run(None, feed)

@@ -71,9 +71,9 @@ class Protocol:
         return asdict(self)
 
     def for_network(self) -> Protocol:
-        """This protocol as applied to a whole network (a longer minimum time)."""
+        """This protocol as applied to a whole network (its own rounds and minimum time)."""
         min_time = max(self.min_time_s, self.network_min_time_s)
-        return replace(self, min_time_s=min_time, max_time_s=max(self.max_time_s, min_time))
+        return replace(self, min_time_s=min_time, max_time_s=max(self.max_time_s, min_time), rounds=self.network_rounds)
 
 
 @dataclass(frozen=True)

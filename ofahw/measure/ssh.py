@@ -18,6 +18,7 @@ import paramiko
 
 from ofahw.errors import TargetError
 from ofahw.measure.protocol import Measurement, Protocol
+from ofahw.measure.runner import INSTALL_HINT
 from ofahw.measure.target import Artifact, Target
 
 SSH_KEYS = {"host", "user", "port", "key", "known_hosts", "host_key_fingerprint", "python", "trtexec", "workdir",
@@ -34,7 +35,7 @@ def build_runner_script() -> str:
     return (here / "protocol.py").read_text() + "\n\n" + runner
 
 
-def fingerprint(key) -> str:
+def key_fingerprint(key) -> str:
     """OpenSSH's SHA256 fingerprint of a paramiko public key."""
     import base64
 
@@ -49,7 +50,7 @@ class _PinnedOrExplicit:
         self.pinned, self.accept, self.known_hosts, self.on_accept = pinned, accept, known_hosts, on_accept
 
     def missing_host_key(self, client, hostname, key):
-        seen = fingerprint(key)
+        seen = key_fingerprint(key)
         if self.pinned and seen == self.pinned.rstrip("="):
             self.on_accept(f"matched the pinned fingerprint {seen}")
             return
@@ -123,9 +124,12 @@ class SshTarget(Target):
                            allow_agent=key is None, look_for_keys=key is None, password=None,
                            timeout=self.ssh["connect_timeout"], banner_timeout=self.ssh["connect_timeout"],
                            auth_timeout=self.ssh["connect_timeout"])
+        except TargetError:
+            client.close()
+            raise
         except paramiko.BadHostKeyException as exc:
-            raise TargetError(f"host key of {where} has CHANGED ({fingerprint(exc.key)}, expected {fingerprint(exc.expected_key)}); "
-                              "refusing to connect") from None
+            seen, known = key_fingerprint(exc.key), key_fingerprint(exc.expected_key)
+            raise TargetError(f"host key of {where} has CHANGED ({seen}, known_hosts has {known}); refusing to connect") from None
         except paramiko.AuthenticationException:
             raise TargetError(f"authentication to {where} failed with {'key ' + key if key else 'the agent / default keys'}"
                               " (ofahw uses keys only, never passwords)") from None
@@ -188,10 +192,11 @@ class SshTarget(Target):
         self._stdin = channel.makefile_stdin("w")
         first = self._read_event(timeout=120)
         if first is None:
-            code = channel.recv_exit_status() if channel.exit_status_ready() else None
-            err = channel.recv_stderr(4096).decode(errors="replace").strip() if channel.recv_stderr_ready() else ""
+            code = channel.recv_exit_status()
+            err = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
             raise TargetError(f"target '{self.name}': the remote runner did not start with {self.ssh['python']} "
-                              f"(exit status {code}): {err.splitlines()[-1] if err else 'no output'}")
+                              f"(exit status {code}: {err.splitlines()[-1] if err else 'no output'}); the device needs "
+                              f"{INSTALL_HINT[self.options['runtime']]}")
         if first.get("event") == "fatal":
             raise TargetError(f"target '{self.name}': {first['error']}; install it on the device: {first.get('install')}")
         self._remote_meta = first["metadata"]

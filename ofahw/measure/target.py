@@ -20,6 +20,7 @@ class Artifact:
     key: str
     input_shape: tuple[int, ...]  # (batch, channels, height, width)
     onnx: Callable[[], Path]  # returns the path of the ONNX file, exporting it if needed
+    torch: Callable[[], object] | None = None  # builds the torch module (for targets that run torch itself)
 
 
 class Target(ABC):

@@ -1,5 +1,5 @@
-"""A real OpenSSH server on 127.0.0.1 for the SSH target's tests: generated host and user keys,
-key-only authentication, SFTP, stopped when the test session ends."""
+"""A real OpenSSH server on 127.0.0.1 for the SSH target's tests and benchmark: generated host and
+user keys, key-only authentication, SFTP; the caller stops it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,230 @@
+"""Local GPU targets: TensorRT engines, onnxruntime with the CUDA / TensorRT execution providers,
+and torch on CUDA (with CUDA graphs where the module allows). They skip nothing silently: without a
+GPU or the runtime, opening the target says what is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ofahw._io import atomic_write_bytes, cache_dir
+from ofahw.errors import TargetError
+from ofahw.measure.cpu import OnnxruntimeCpuTarget
+from ofahw.measure.metadata import host_metadata
+from ofahw.measure.target import Artifact, Target
+
+PRECISIONS = ("fp32", "fp16")
+
+
+def _torch_cuda():
+    try:
+        import torch
+    except ImportError:
+        raise TargetError("GPU targets need torch with CUDA") from None
+    if not torch.cuda.is_available():
+        raise TargetError("no CUDA GPU is visible to torch on this machine")
+    return torch
+
+
+def gpu_metadata() -> dict:
+    """GPU model, driver / CUDA versions, and clocks, temperature and power where nvidia-smi reads them."""
+    torch = _torch_cuda()
+    props = torch.cuda.get_device_properties(0)
+    facts = {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1), "cuda": torch.version.cuda,
+             "torch": torch.__version__, "compute_capability": f"{props.major}.{props.minor}"}
+    if shutil.which("nvidia-smi"):
+        fields = "driver_version,clocks.sm,clocks.mem,clocks.max.sm,temperature.gpu,power.draw,pstate"
+        try:
+            out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader", "-i", "0"],
+                                 capture_output=True, text=True, timeout=20).stdout.strip()
+            facts.update(dict(zip(fields.split(","), (v.strip() for v in out.split(",")), strict=False)))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {**host_metadata(), **facts}
+
+
+class _EventClock:
+    """GPU time from CUDA events: ``run_once`` advances a virtual nanosecond clock by the elapsed
+    event time of each run, so the protocol's timing loop measures device time, not host time."""
+
+    def __init__(self, torch, stream):
+        self.torch, self.stream, self.now_ns = torch, stream, 0
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def wrap(self, launch: Callable[[], None]) -> Callable[[], None]:
+        def run_once():
+            self.start.record(self.stream)
+            launch()
+            self.end.record(self.stream)
+            self.end.synchronize()
+            self.now_ns += int(self.start.elapsed_time(self.end) * 1e6)
+
+        return run_once
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+class TensorRTTarget(Target):
+    """ONNX → TensorRT engine (fp32 / fp16; engines cached by ONNX content, precision, TensorRT
+    version and GPU), timed with CUDA events after warm-up."""
+
+    kind = "tensorrt"
+    option_defaults = {"precision": "fp16", "workspace_mib": 1024}
+
+    def __init__(self, name, options=None, protocol=None):
+        super().__init__(name, options, protocol)
+        if self.options["precision"] not in PRECISIONS:
+            raise TargetError(f"target '{name}': precision must be one of {PRECISIONS}")
+        self._clock_source = None
+
+    def open(self) -> None:
+        self.torch = _torch_cuda()
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise TargetError(f"target '{self.name}' needs the tensorrt Python package (pip install tensorrt)") from None
+        self.trt, self.logger = trt, trt.Logger(trt.Logger.WARNING)
+        self.stream = self.torch.cuda.Stream()
+        super().open()
+
+    def metadata(self) -> dict:
+        return {**gpu_metadata(), "runtime": "tensorrt", "tensorrt": self.trt.__version__, **self.options}
+
+    def _engine_path(self, onnx: bytes) -> Path:
+        gpu = re.sub(r"[^A-Za-z0-9]+", "-", self.torch.cuda.get_device_name(0))
+        digest = hashlib.sha256(onnx).hexdigest()[:24]
+        return cache_dir("engines") / f"{digest}-{self.options['precision']}-trt{self.trt.__version__}-{gpu}.engine"
+
+    def _build(self, onnx: bytes) -> bytes:
+        trt = self.trt
+        builder = trt.Builder(self.logger)
+        flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse(onnx):
+            raise TargetError(f"TensorRT cannot parse the model: {parser.get_error(0)}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.options["workspace_mib"] << 20)
+        if self.options["precision"] == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise TargetError("TensorRT could not build an engine for the model")
+        return bytes(serialized)
+
+    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+        torch, trt = self.torch, self.trt
+        onnx = Path(artifact.onnx()).read_bytes()
+        path = self._engine_path(onnx)
+        if not path.exists():
+            atomic_write_bytes(path, self._build(onnx))
+        engine = trt.Runtime(self.logger).deserialize_cuda_engine(path.read_bytes())
+        context = engine.create_execution_context()
+        self._keep = [engine, context]
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            dtype = torch.from_numpy(np.zeros(1, dtype=trt.nptype(engine.get_tensor_dtype(name)))).dtype
+            buffer = torch.randn(tuple(engine.get_tensor_shape(name)), device="cuda").to(dtype)
+            context.set_tensor_address(name, buffer.data_ptr())
+            self._keep.append(buffer)
+        self._clock_source = _EventClock(torch, self.stream)
+        return self._clock_source.wrap(lambda: context.execute_async_v3(self.stream.cuda_stream))
+
+    def _clock(self) -> int:
+        return self._clock_source()
+
+    def _release(self) -> None:
+        self._keep = []
+
+
+class TorchCudaTarget(Target):
+    """The torch module itself on CUDA (eager, or replayed as a CUDA graph), timed with CUDA events.
+    Works wherever torch sees a GPU; needs no ONNX runtime."""
+
+    kind = "cuda"
+    option_defaults = {"precision": "fp32", "cuda_graphs": True}
+
+    def __init__(self, name, options=None, protocol=None):
+        super().__init__(name, options, protocol)
+        if self.options["precision"] not in PRECISIONS:
+            raise TargetError(f"target '{name}': precision must be one of {PRECISIONS}")
+        self._clock_source = None
+        self.graphs_used = None
+
+    def open(self) -> None:
+        self.torch = _torch_cuda()
+        self.stream = self.torch.cuda.Stream()
+        super().open()
+
+    def metadata(self) -> dict:
+        return {**gpu_metadata(), "runtime": "torch-cuda", **self.options}
+
+    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+        torch = self.torch
+        if artifact.torch is None:
+            raise TargetError(f"target '{self.name}' needs the torch module of {artifact.key}, not only its ONNX file")
+        dtype = torch.float16 if self.options["precision"] == "fp16" else torch.float32
+        model = artifact.torch().to("cuda", dtype).eval()
+        x = torch.randn(artifact.input_shape, device="cuda", dtype=dtype)
+        launch = None
+        with torch.no_grad(), torch.cuda.stream(self.stream):
+            for _ in range(3):  # warm-up before capture, as CUDA graphs require
+                model(x)
+            self.stream.synchronize()
+            if self.options["cuda_graphs"]:
+                try:
+                    graph = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(graph, stream=self.stream):
+                        model(x)
+                    launch = graph.replay
+                except RuntimeError:
+                    launch = None  # a module that cannot be captured runs eagerly
+        self.graphs_used = launch is not None
+
+        def eager():
+            with torch.no_grad(), torch.cuda.stream(self.stream):
+                model(x)
+
+        self._clock_source = _EventClock(torch, self.stream)
+        self._keep = [model, x]
+        return self._clock_source.wrap(launch or eager)
+
+    def _clock(self) -> int:
+        return self._clock_source()
+
+    def _release(self) -> None:
+        self._keep = []
+
+
+class OnnxruntimeGpuTarget(OnnxruntimeCpuTarget):
+    """onnxruntime with the CUDA or TensorRT execution provider (``provider: cuda | tensorrt``).
+    ``session.run`` copies outputs back to the host, so host timing covers the device work."""
+
+    kind = "ort-gpu"
+    option_defaults = {"threads": 1, "graph_optimization": "all", "provider": "cuda"}
+    PROVIDERS = {"cuda": ["CUDAExecutionProvider"], "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}
+
+    def __init__(self, name, options=None, protocol=None):
+        super().__init__(name, options, protocol)
+        if self.options["provider"] not in self.PROVIDERS:
+            raise TargetError(f"target '{name}': provider must be one of {sorted(self.PROVIDERS)}")
+        self.providers = self.PROVIDERS[self.options["provider"]]
+
+    def open(self) -> None:
+        import onnxruntime as ort
+
+        missing = [p for p in self.providers if p not in ort.get_available_providers()]
+        if missing:
+            raise TargetError(f"target '{self.name}': onnxruntime here lacks {missing} (install onnxruntime-gpu)")
+        super().open()
+
+    def metadata(self) -> dict:
+        return {**super().metadata(), **gpu_metadata(), "provider": self.providers[0]}

@@ -1,0 +1,236 @@
+"""The SSH target against a real OpenSSH server on 127.0.0.1, the runner on the far side."""
+
+import base64
+import hashlib
+import subprocess
+import sys
+import uuid
+from dataclasses import replace
+
+import pytest
+from conftest import FAST, RESOLUTION, SPACE, write_yaml
+
+from ofahw.errors import TargetError
+from ofahw.lut import LatencyTable
+from ofahw.lut.campaign import Campaign, journal_path
+from ofahw.measure import load_target
+from ofahw.measure.check import check_target
+from ofahw.measure.ssh import SshTarget
+from ofahw.space import get_space
+from ofahw.testing import loopback_sshd as sshd
+
+pytestmark = pytest.mark.skipif(sshd.available() is not None, reason=str(sshd.available()))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = sshd.start(tmp_path_factory.mktemp("sshd"))
+    yield srv
+    srv.process.terminate()
+    srv.process.wait(timeout=10)
+
+
+def ssh_target(server, tmp_path, name="board", **ssh):
+    accept = ssh.pop("_accept", False)
+    path = write_yaml(tmp_path / "targets" / f"{name}.yaml",
+                      server.target_yaml(workdir=str(tmp_path / "remote"), python=sys.executable, **ssh))
+    target = load_target(str(path), accept_host_key=accept)
+    target.protocol = FAST
+    return target
+
+
+def profile(target, out, samples=5):
+    return Campaign(get_space(SPACE), target, out, [RESOLUTION], samples=samples, progress=False, log=lambda m: None).run()
+
+
+def test_profile_over_ssh_gives_a_lut_like_a_local_one(server, tmp_path, profiled_lut):
+    target = ssh_target(server, tmp_path)
+    result = profile(target, tmp_path / "board.csv")
+    local = LatencyTable.read(profiled_lut)
+    assert set(result.table.blocks) == set(local.blocks)
+    assert result.table.rows[0].keys() == local.rows[0].keys()
+    device = result.table.meta["device"]
+    assert device["transport"] == "ssh" and device["runtime"] == "onnxruntime" and device["host"] == "127.0.0.1"
+    assert "temperatures_c" in device and result.table.meta["target"]["fingerprint"]["kind"] == "ssh"
+    # models went up content-addressed: one file per distinct model, no partial uploads left
+    models = list((tmp_path / "remote" / "models").iterdir())
+    assert models and not [m for m in models if ".part-" in m.name]
+
+
+class Dropping(SshTarget):
+    """Kills the connection, or the remote runner, after some results."""
+
+    def __init__(self, *args, kill_after=(), how="connection", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kill_after, self.how, self.results = set(kill_after), how, 0
+
+    def measure_batch(self, jobs):
+        for m in super().measure_batch(jobs):
+            self.results += 1
+            if self.results in self.kill_after:
+                if self.how == "connection":
+                    self._client.get_transport().close()
+                else:
+                    subprocess.run(["pkill", "-f", "ofahw_runner_"], check=False)
+            yield m
+
+
+def _dropping(server, tmp_path, **kwargs):
+    base = ssh_target(server, tmp_path)
+    return Dropping(base.name, base.options, FAST, ssh=base.ssh, **kwargs)
+
+
+@pytest.mark.parametrize("how", ["connection", "runner"])
+def test_faults_mid_profile_are_retried_without_loss_or_duplicates(server, tmp_path, how):
+    target = _dropping(server, tmp_path, kill_after=(7, 40), how=how)
+    result = profile(target, tmp_path / "board.csv")
+    n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 5
+    keys = [(r["kind"], r["key"]) for r in result.table.rows]
+    assert len(keys) == len(set(keys)) == n_items
+    assert all(r["rounds"] == FAST.rounds for r in result.table.rows)
+
+
+def test_connection_lost_for_good_then_rerun_resumes(server, tmp_path):
+    out = tmp_path / "board.csv"
+    target = _dropping(server, tmp_path, kill_after=(30,), how="connection")
+    target.ssh["retries"] = 0
+    with pytest.raises(TargetError, match="lost the device.*rerun to resume"):
+        profile(target, out)
+    done = len(journal_path(out).read_text().splitlines()) - 1
+    assert done == 30
+    again = Counting.of(ssh_target(server, tmp_path))
+    result = profile(again, out)
+    n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 5
+    assert again.calls == n_items * FAST.rounds - done
+    assert len({(r["kind"], r["key"]) for r in result.table.rows}) == n_items
+
+
+class Counting(SshTarget):
+    @classmethod
+    def of(cls, base):
+        target = cls(base.name, base.options, FAST, ssh=base.ssh)
+        target.calls = 0
+        return target
+
+    def measure_batch(self, jobs):
+        for m in super().measure_batch(jobs):
+            self.calls += 1
+            yield replace(m, settled=True)  # retries of noisy rounds must not change the count
+
+
+def test_unknown_host_key_is_refused_unless_pinned_or_accepted(server, tmp_path):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    with pytest.raises(TargetError, match="not in .*host_key_fingerprint.*--accept-host-key"):
+        check_target(ssh_target(server, tmp_path, known_hosts=str(empty)))
+    host_pub = server.host_pub.split()[1]
+    pinned = "SHA256:" + base64.b64encode(hashlib.sha256(base64.b64decode(host_pub)).digest()).decode().rstrip("=")
+    result = check_target(ssh_target(server, tmp_path, known_hosts=str(empty), host_key_fingerprint=pinned))
+    assert "pinned fingerprint" in result["metadata"]["host_key"]
+    wrong = "SHA256:" + "A" * 43
+    with pytest.raises(TargetError, match="does not match the pinned"):
+        check_target(ssh_target(server, tmp_path, known_hosts=str(empty), host_key_fingerprint=wrong))
+    accepted = check_target(ssh_target(server, tmp_path, known_hosts=str(empty), _accept=True))
+    assert "accepted explicitly" in accepted["metadata"]["host_key"]
+    assert host_pub in empty.read_text()  # saved: the next connection knows it
+
+
+def test_changed_host_key_is_refused(server, tmp_path):
+    other = sshd.keygen(tmp_path / "other_host_key")
+    bad = tmp_path / "known_hosts"
+    bad.write_text(f"[127.0.0.1]:{server.port} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
+    with pytest.raises(TargetError, match="CHANGED"):
+        check_target(ssh_target(server, tmp_path, known_hosts=str(bad)))
+
+
+def test_wrong_user_key_is_a_clear_error(server, tmp_path):
+    stranger = sshd.keygen(tmp_path / "stranger")
+    with pytest.raises(TargetError, match="authentication to .* failed with key"):
+        check_target(ssh_target(server, tmp_path, key=str(stranger)))
+
+
+def test_remote_python_without_onnxruntime(server, tmp_path):
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    target = ssh_target(server, tmp_path)
+    target.ssh["python"] = str(venv / "bin" / "python")
+    with pytest.raises(TargetError, match="pip install numpy onnxruntime"):
+        check_target(target)
+
+
+def test_hostile_names_and_paths_cannot_run_commands(server, tmp_path):
+    canary = tmp_path / f"pwned-{uuid.uuid4().hex}"
+    hostile_dir = str(tmp_path / f"remote; touch {canary}")
+    target = ssh_target(server, tmp_path)
+    target.ssh["workdir"] = hostile_dir
+    check_target(target)
+    assert not canary.exists()
+    assert (tmp_path / f"remote; touch {canary}" / "models").is_dir()  # the name was taken literally
+    target = ssh_target(server, tmp_path)
+    target.ssh["python"] = f"python3$(touch {canary})"
+    with pytest.raises(TargetError, match="did not start"):
+        check_target(target)
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("ssh, message", [
+    ({}, "needs ssh.host"),
+    ({"host": "h", "password": "x"}, "unknown ssh settings"),
+    ({"host": "-oProxyCommand=x"}, "must not start with '-'"),
+    ({"host": "h", "workdir": "a\nb"}, "single-line"),
+    ({"host": "h", "before": "sudo x"}, "list of shell commands"),
+    ({"host": "h", "host_key_fingerprint": "abc"}, "must look like SHA256"),
+])
+def test_bad_ssh_settings(ssh, message):
+    with pytest.raises(TargetError, match=message):
+        SshTarget("t", None, FAST, ssh=ssh)
+
+
+def test_cli_profiles_a_board_and_the_local_cpu_at_once(server, tmp_path, monkeypatch, capsys):
+    import json
+
+    import yaml
+
+    from ofahw.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    board = yaml.safe_load(server.target_yaml(workdir=str(tmp_path / "remote"), python=sys.executable, known_hosts=str(empty)))
+    write_yaml(tmp_path / "targets" / "board.yaml", yaml.safe_dump({**board, "protocol": FAST.to_dict()}))
+    write_yaml(tmp_path / "targets" / "cpu.yaml", yaml.safe_dump({"kind": "cpu", "protocol": FAST.to_dict()}))
+    argv = ["profile", "--target", "cpu", "--target", "board", "--space", SPACE, "--resolutions", str(RESOLUTION),
+            "--samples", "5", "--json"]
+    assert main(argv) == 2  # the board's host key is unknown: refused
+    assert "not in" in capsys.readouterr().out
+    assert main([*argv, "--accept-host-key"]) == 0
+    results = {r["target"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert set(results) == {"cpu", "board"}
+    assert "accepted explicitly" in results["board"]["device"]["host_key"]
+    assert LatencyTable.read(tmp_path / "lut" / "board.csv").blocks.keys() == LatencyTable.read(tmp_path / "lut" / "cpu.csv").blocks.keys()
+
+
+class CountingUploads(SshTarget):
+    def _put(self, data, local, remote):
+        try:
+            self._sftp.stat(remote)
+        except OSError:
+            self.uploads.append(remote)
+        return super()._put(data, local, remote)
+
+
+def test_ssh_config_alias_commands_and_no_second_upload(server, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    write_yaml(home / ".ssh" / "config", f"Host boardalias\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+                                        f"  IdentityFile {server.user_key}\n")
+    monkeypatch.setenv("HOME", str(home))
+    ssh = {"host": "boardalias", "known_hosts": str(server.known_hosts), "python": sys.executable,
+           "workdir": str(tmp_path / "remote"), "before": [f"touch {tmp_path}/before-ran"], "after": [f"touch {tmp_path}/after-ran"]}
+    uploads = []
+    for _ in range(2):
+        target = CountingUploads("board", {"runtime": "onnxruntime"}, FAST, ssh=dict(ssh))
+        target.uploads = uploads
+        result = check_target(target)
+        assert result["metadata"]["host"] == "127.0.0.1" and result["probe"]["n"] > 0
+    assert (tmp_path / "before-ran").exists() and (tmp_path / "after-ran").exists()
+    assert len([u for u in uploads if "/models/" in u]) == 1  # the probe model went up once, not twice
