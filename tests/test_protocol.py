@@ -40,6 +40,19 @@ def test_steady_item_settles_at_the_minimum_and_noisy_one_runs_to_budget():
     assert not m.settled and m.timed_s >= 0.5 and m.rel_se > 0.01
 
 
+def test_calls_running_the_model_several_times_give_per_run_samples():
+    clock, tick = fake_clock(itertools.repeat(4_000_000))  # one call = 4 back-to-back runs of 1 ms
+    m = run_protocol(tick, Protocol(warmup_runs=1, warmup_s=0.0, min_repeats=10, min_time_s=0.01, max_time_s=0.5),
+                     clock=clock, per_call=4)
+    assert m.settled and m.p10 == pytest.approx(1.0) and m.timed_s == pytest.approx(m.n * 0.004)
+
+
+def test_the_budget_also_bounds_wall_time():
+    frozen, tick = fake_clock(itertools.repeat(0))  # a device clock that never advances
+    m = run_protocol(tick, Protocol(warmup_runs=0, warmup_s=0.0, min_repeats=5, min_time_s=0.01, max_time_s=0.05), clock=frozen)
+    assert 0.04 <= m.wall_s < 1.0
+
+
 def test_relative_standard_error_sees_a_drift():
     flat = np.ones(100)
     drift = np.linspace(1, 2, 100)

@@ -151,30 +151,35 @@ def summarise(samples_ms: np.ndarray, protocol: Protocol, warmup_runs: int, time
     )
 
 
-def run_protocol(run_once: Callable[[], None], protocol: Protocol, clock: Callable[[], int] = time.perf_counter_ns) -> Measurement:
+def run_protocol(run_once: Callable[[], None], protocol: Protocol, clock: Callable[[], int] = time.perf_counter_ns,
+                 per_call: int = 1) -> Measurement:
     """Time ``run_once`` under ``protocol``.
 
     Warm-up lasts until both its run count and its duration are reached. Timed runs then go on
     until the minimum count and time are reached and the dispersion gate holds, or the item's
-    time budget (``max_time_s``) or ``max_repeats`` runs out; the result says whether it settled.
-    ``clock`` returns nanoseconds (a device clock for GPU targets).
+    time budget (``max_time_s``, of timed time or of wall time, whichever runs out first) or
+    ``max_repeats`` runs out; the result says whether it settled. ``clock`` returns nanoseconds
+    (a device clock for GPU targets). ``run_once`` may run the model ``per_call`` times back to
+    back (GPU targets do, where one run is too short for the clock to resolve): each sample is
+    then the mean latency of those runs.
     """
     start = time.perf_counter()
     warm = 0
     while warm < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_s:
         run_once()
         warm += 1
-    samples: list[int] = []
+    samples: list[float] = []
     timed_ns = 0
     next_check = protocol.min_repeats
+    loop_start = time.perf_counter()
     while True:
         t0 = clock()
         run_once()
         dt = clock() - t0
-        samples.append(dt)
+        samples.append(dt / per_call)
         timed_ns += dt
         n = len(samples)
-        if n >= protocol.max_repeats or timed_ns >= protocol.max_time_s * 1e9:
+        if n >= protocol.max_repeats or max(timed_ns / 1e9, time.perf_counter() - loop_start) >= protocol.max_time_s:
             break
         if n >= next_check and timed_ns >= protocol.min_time_s * 1e9:
             # Checking costs a sort of the samples, so check at geometric intervals.

@@ -67,7 +67,8 @@ class Target(ABC):
 
     @abstractmethod
     def _prepare(self, artifact: Artifact) -> Callable[[], None]:
-        """Load ``artifact`` and return a callable that runs it once, synchronously."""
+        """Load ``artifact`` and return a callable that runs it synchronously: once, or
+        ``self._per_call`` times back to back where the target sets that."""
 
     def _release(self) -> None:
         """Free what ``_prepare`` loaded."""
@@ -87,9 +88,10 @@ class Target(ABC):
     def measure(self, artifact: Artifact, protocol: Protocol | None = None) -> Measurement:
         if not self._open:
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        self._per_call = 1
         run_once = self._prepare(artifact)
         try:
-            return run_protocol(run_once, protocol or self.protocol, clock=self._clock)
+            return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
         finally:
             self._release()
 
