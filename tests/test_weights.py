@@ -28,5 +28,5 @@ def test_download_is_cached_and_checksummed(tmp_path, monkeypatch):
     assert path.read_bytes() == b"weights-bytes"
     assert weights.fetch_weights("ofa-proxyless") == path  # cached: no download needed
     path.write_bytes(b"tampered")
-    with pytest.raises(UserError, match="do not match their recorded SHA-256"):
+    with pytest.raises(UserError, match="does not match its recorded SHA-256"):
         weights.fetch_weights("ofa-proxyless")

@@ -71,6 +71,44 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(func=commands.predict)
 
+    from ofahw.cli import search_cmd
+
+    p = sub.add_parser("search", help="search the accuracy / latency front of a space on one or more devices")
+    p.add_argument("--lut", action="append", default=[], help="lut/NAME.csv: one latency objective per LUT (repeatable)")
+    p.add_argument("--accuracy", help="a fitted predictor (.json) or an OFA predictor checkpoint (default: the space's "
+                   "pretrained OFA predictor, downloaded on first use)")
+    p.add_argument("--space", help="space id (default: the LUTs' space)")
+    p.add_argument("--objective", action="append", choices=["flops", "params"], help="also minimise FLOPs or params")
+    p.add_argument("--constraint", action="append", help="e.g. 'latency<=20', 'latency@jetson<=20', 'flops<=300'")
+    p.add_argument("--algorithm", default="nsga2", help="nsga2, smsemoa, spea2, nsga3, agemoea, policy-gradient, "
+                   "ofa-ea, random (default: %(default)s)")
+    p.add_argument("--pop-size", type=int, default=100, help="population (batch, for policy-gradient) (default: %(default)s)")
+    p.add_argument("--generations", type=int, default=100, help="generations (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mutation-rate", type=float, default=0.1, help="per-gene mutation probability (default: %(default)s)")
+    p.add_argument("--reward", default="hypervolume", choices=["hypervolume", "mnas", "tunas"], help="policy-gradient reward")
+    p.add_argument("--latency-target", type=float, help="latency target (ms) of the mnas / tunas rewards")
+    p.add_argument("--limits", type=int, default=9, help="latency limits of ofa-ea (default: %(default)s)")
+    p.add_argument("--reference-point", type=lambda t: [float(v) for v in t.split(",")],
+                   help="hypervolume reference point, one value per objective (minimised; accuracy negated)")
+    p.add_argument("--out", required=True, help="runs/NAME folder")
+    p.add_argument("--fresh", action="store_true", help="ignore a checkpoint of an interrupted run")
+    p.add_argument("--verify", action="store_true", help="measure the front on the target afterwards")
+    p.add_argument("--target", help="target for --verify (default: the first LUT's target)")
+    p.add_argument("--no-progress", action="store_true")
+    _json(p)
+    p.set_defaults(func=search_cmd.search)
+
+    acc = sub.add_parser("accuracy", help="fit accuracy predictors from (config, top-1) data")
+    asub = acc.add_subparsers(title="accuracy commands", metavar="ACTION")
+    p = asub.add_parser("fit", help="fit and cross-validate a predictor; writes JSON")
+    p.add_argument("--data", required=True, help="JSON lines or CSV of configs with 'top1' (fraction)")
+    p.add_argument("--space", required=True, help="space id")
+    p.add_argument("--out", required=True, help="predictor .json to write")
+    p.add_argument("--seed", type=int, default=0)
+    _json(p)
+    p.set_defaults(func=search_cmd.accuracy_fit)
+
     lut = sub.add_parser("lut", help="convert LUTs to and from OFA's YAML format")
     lsub = lut.add_subparsers(title="lut commands", metavar="ACTION")
     p = lsub.add_parser("export", help="write a LUT's block entries as an OFA YAML latency table")

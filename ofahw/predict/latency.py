@@ -8,6 +8,8 @@ import numpy as np
 
 from ofahw.errors import LutError
 from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures
+from ofahw.lut.predictors import group_label
+from ofahw.predict.population import PartSum
 from ofahw.space import Space, get_space
 
 
@@ -42,6 +44,29 @@ class LutLatencyModel:
     def predict(self, configs: list[dict]) -> np.ndarray:
         """Shape (n,), milliseconds."""
         return self.regressor.predict(self.features(self._check(configs)))
+
+    def population(self, space: Space) -> PartSum:
+        """A vectorised form of :meth:`predict` over encoded subnets of ``space`` (which must
+        hold only resolutions this LUT profiled): call ``predict_encoded`` with it."""
+        missing = set(space.resolutions) - set(self.table.meta["resolutions"])
+        if missing:
+            raise LutError(f"resolutions {sorted(missing)} were not profiled in LUT {self.path}")
+        index, n = self.features._index, len(self.features.labels)
+
+        def part_vector(part):
+            out = np.zeros(n + 1)
+            label = group_label(part.key)
+            if label not in index:
+                raise LutError(f"LUT predictor has no group for part '{part.key}'")
+            out[index[label]] = self.table.block_value(part.key)
+            out[-1] = 1.0
+            return out
+
+        return PartSum(space, part_vector, n + 1)
+
+    def predict_encoded(self, features: PartSum, X: np.ndarray) -> np.ndarray:
+        """Shape (n,), milliseconds, for encoded subnets ``X`` (n, n_var)."""
+        return self.regressor.predict(features(X))
 
     def block_sum(self, configs: list[dict]) -> np.ndarray:
         """Uncalibrated sum of the parts' LUT entries (ms)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -169,6 +170,50 @@ class Space(ABC):
             else:
                 config[gene.key][gene.index] = gene.choices[int(i)]
         return self.canonical(config)
+
+    # -- populations of encoded configs (vectorised, for the searches) ----------------------
+    @cached_property
+    def _depth_columns(self) -> np.ndarray:
+        return np.array([i for i, g in enumerate(self.genes) if g.key == "d"], dtype=int)
+
+    @cached_property
+    def _mask_by_depths(self) -> np.ndarray:
+        """Active-gene mask of every combination of depth choices, indexed in mixed radix."""
+        cols = self._depth_columns
+        radix = self.xu[cols] + 1
+        masks = np.ones((int(np.prod(radix)), self.n_var), dtype=bool)
+        index = {(g.key, g.index): i for i, g in enumerate(self.genes)}
+        for combo in range(len(masks)):
+            x = self.xl.copy()
+            x[cols] = np.unravel_index(combo, radix)
+            config: dict = {key: [None] * n for key, n in self.list_lengths.items()}
+            for gene, i in zip(self.genes, x, strict=True):
+                if gene.index is None:
+                    config[gene.key] = gene.choices[int(i)]
+                else:
+                    config[gene.key][gene.index] = gene.choices[int(i)]
+            for pair in self._inactive(self._normalise(config)):
+                masks[combo, index[pair]] = False
+        return masks
+
+    def with_resolutions(self, resolutions: Sequence[int]) -> Space:
+        """The same space with fewer resolutions (a search over the resolutions a LUT profiled)."""
+        clone = copy.copy(self)
+        for name in ("genes", "list_lengths", "_depth_columns", "_mask_by_depths"):
+            clone.__dict__.pop(name, None)
+        clone.resolutions = tuple(sorted(self.validate_resolutions(resolutions)))
+        return clone
+
+    def active_mask(self, X: np.ndarray) -> np.ndarray:
+        """Which genes count, for a population ``X`` of shape (n, n_var): bool, same shape."""
+        X = np.asarray(X, dtype=int)
+        cols = self._depth_columns
+        return self._mask_by_depths[np.ravel_multi_index(X[:, cols].T, self.xu[cols] + 1)]
+
+    def repair(self, X: np.ndarray) -> np.ndarray:
+        """The canonical encoding of each row: genes that depth leaves out set to their first choice."""
+        X = np.asarray(X, dtype=int)
+        return np.where(self.active_mask(X), X, 0)
 
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, n: int, rng: np.random.Generator, resolutions: Sequence[int] | None = None) -> list[dict]:

@@ -20,6 +20,23 @@ def _out_size(size: int, stride: int) -> int:
 class _MobileSpace(Space):
     n_stages = 5  # stages with elastic depth, max(D) blocks each
     n_blocks: int  # elastic blocks (genes per ks / e list)
+    n_head_parts: int  # parts after the last elastic block
+
+    def part_grid(self, resolution: int) -> tuple[list[Part], list[list[list[Part]]]]:
+        """(parts every subnet has, grid) at ``resolution``: ``grid[i][k][e]`` is elastic block i
+        with the k-th kernel and e-th expand choice. A block's part depends on nothing else (its
+        input width is fixed by its stage), so a subnet's parts are the fixed ones plus one grid
+        entry per active block: what the searches sum over whole populations at once."""
+        grid = [[[None] * len(E) for _ in KS] for _ in range(self.n_blocks)]
+        fixed: list[Part] = []
+        for config in self._covering_configs(resolution):
+            parts = self.parts(config)
+            first = len(parts) - self.n_head_parts - self.n_blocks
+            fixed = parts[:first] + parts[len(parts) - self.n_head_parts:]
+            k, e = KS.index(config["ks"][0]), E.index(config["e"][0])
+            for i in range(self.n_blocks):
+                grid[i][k][e] = parts[first + i]
+        return fixed, grid
 
     def _arch_genes(self) -> list[Gene]:
         return (
@@ -71,6 +88,7 @@ class MobileNetV3Space(_MobileSpace):
     """OFA-MobileNetV3: 20 elastic blocks (kernel 3/5/7, expand 3/4/6), depth 2-4 in 5 stages."""
 
     n_blocks = 20
+    n_head_parts = 4
 
     def __init__(self, width_mult: float, resolutions: tuple[int, ...]):
         self.width_mult = width_mult
@@ -108,6 +126,7 @@ class ProxylessSpace(_MobileSpace):
     """OFA-ProxylessNAS (w1.3): 20 elastic blocks in 5 stages plus one fixed-depth last block."""
 
     n_blocks = 21
+    n_head_parts = 2
     name = "ofa-proxyless"
     description = "OFA ProxylessNAS supernet ofa_proxyless_d234_e346_k357_w1.3"
     zoo_id = "ofa_proxyless_d234_e346_k357_w1.3"

@@ -41,22 +41,29 @@ def fetch_weights(space_name: str, download: bool = False, timeout: float = 60.0
     """The cached weights of ``space_name``'s supernet, downloading them only if ``download``."""
     path = cached_weights_path(space_name)
     name, url = ZOO[space_name]
+    return fetch_cached(path, url, download, f"pretrained weights for {space_name}", "--weights PATH", timeout)
+
+
+def fetch_cached(path: Path, url: str, download: bool, what: str, flag: str, timeout: float = 60.0) -> Path:
+    """``path`` if cached (checked against the SHA-256 recorded when it was fetched), else ``url``
+    downloaded there when ``download``; otherwise, or offline, a UserError naming the file to
+    supply and the flag that passes it."""
     sidecar = path.with_name(path.name + ".sha256")
     if path.exists():
         if sidecar.exists() and sidecar.read_text().split()[0] != _sha256(path):
-            raise UserError(f"cached weights {path} do not match their recorded SHA-256; delete the file and fetch it again")
+            raise UserError(f"cached {path} does not match its recorded SHA-256; delete the file and fetch it again")
         return path
     if not download:
-        raise UserError(f"pretrained weights for {space_name} are not cached; allow the download, or fetch {url} "
-                        f"elsewhere and pass the file with --weights PATH (or place it at {path})")
+        raise UserError(f"{what} are not cached; allow the download, or fetch {url} elsewhere and pass the file with "
+                        f"{flag} (or place it at {path})")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             data = response.read()
     except (urllib.error.URLError, OSError) as exc:
-        raise UserError(f"cannot download {name} from {url} ({getattr(exc, 'reason', exc)}); offline? fetch it "
-                        f"elsewhere and pass it with --weights PATH (or place it at {path})") from None
+        raise UserError(f"cannot download {what} from {url} ({getattr(exc, 'reason', exc)}); offline? fetch it "
+                        f"elsewhere and pass it with {flag} (or place it at {path})") from None
     atomic_write_bytes(path, data)
-    sidecar.write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+    sidecar.write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     return path
 
 

@@ -1,0 +1,122 @@
+"""``ofahw search`` and ``ofahw accuracy fit``: parse, call the search package, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ofahw._io import check_writable
+from ofahw.cli.main import emit
+from ofahw.errors import ConfigError, UserError
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def search(args) -> int:
+    from ofahw.predict import LutLatencyModel
+    from ofahw.predict.sources import load_accuracy_source
+    from ofahw.search import (
+        SearchSettings,
+        SubnetProblem,
+        accuracy_objective,
+        cost_objectives,
+        latency_objective,
+        parse_constraint,
+        run_search,
+    )
+    from ofahw.search.outputs import write_run
+    from ofahw.space import get_space
+
+    out = Path(args.out)
+    check_writable(out / "summary.json")
+    luts = [LutLatencyModel.load(path) for path in args.lut]
+    names = [m.target for m in luts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two LUTs measure the same target ({', '.join(names)}); one LUT per device")
+    spaces = {m.space.name for m in luts} | ({args.space} if args.space else set())
+    if len(spaces) != 1:
+        raise ConfigError(f"the LUTs and --space name different spaces ({', '.join(sorted(spaces))}); one search, one space")
+    base = get_space(spaces.pop())
+    resolutions = sorted(set.intersection(*(set(m.table.meta["resolutions"]) for m in luts))) if luts else list(base.resolutions)
+    if not resolutions:
+        raise ConfigError("the LUTs share no profiled resolution")
+    space = base.with_resolutions(resolutions)
+    settings = SearchSettings(algorithm=args.algorithm, pop_size=args.pop_size, generations=args.generations, seed=args.seed,
+                              mutation_rate=args.mutation_rate, reward=args.reward, latency_target=args.latency_target,
+                              n_limits=args.limits, reference_point=args.reference_point)
+    _log(f"search {settings.algorithm} over {space.name} at resolutions {resolutions}: building the objectives")
+    objectives = [accuracy_objective(load_accuracy_source(args.accuracy, space))]
+    objectives += [latency_objective(m, space) for m in luts]
+    objectives += cost_objectives(space, args.objective or [])
+    if len(objectives) < 2:
+        raise ConfigError("a search needs at least one latency (--lut) or cost (--objective flops|params) objective")
+    constraints = [parse_constraint(text, objectives) for text in args.constraint or []]
+    problem = SubnetProblem(space, objectives, constraints)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.generations, desc=f"search {settings.algorithm}", unit="gen", file=sys.stderr)
+
+    def progress(done, total):
+        bar.n = done
+        bar.refresh()
+
+    result = run_search(problem, settings, checkpoint=out / "checkpoint.pkl", fresh=args.fresh,
+                        progress=progress if bar else None, log=_log)
+    if bar:
+        bar.close()
+    extra = {}
+    if args.verify:
+        extra["verify"] = _verify(args, luts, problem, result, out)
+    summary = write_run(out, problem, settings, result, extra)
+    (out / "checkpoint.pkl").unlink(missing_ok=True)
+    lines = [f"{settings.algorithm} (seed {settings.seed}): {len(result.X)} non-dominated subnets after {result.n_evals} "
+             f"evaluations in {result.wall_s:.1f} s; hypervolume {result.hypervolume:.5g} (reference point "
+             f"{np.round(result.reference_point, 4).tolist()})",
+             *(f"  {o.name}: {o.source}" for o in objectives),
+             f"  wrote {out / 'pareto.csv'}, {out / 'summary.json'}, {out / 'pareto.png'}, {out / 'hypervolume.png'}"]
+    if args.verify:
+        v = extra["verify"]
+        lines.append(f"  verified on target {v['target']} ({v['statistic']}, measured now): MAPE {v['mape']:.1%}, within "
+                     f"±10% {v['within_10pct']:.0%}, Kendall tau {v['kendall_tau']:.3f}; {v['measured_front_size']} of "
+                     f"{v['n']} stay on the measured front; wrote {v['file']}")
+    emit(args, summary, lines)
+    return 0
+
+
+def _verify(args, luts, problem, result, out: Path) -> dict:
+    from ofahw.measure import load_target
+    from ofahw.verify import verify_front
+
+    target = load_target(args.target or (luts[0].target if luts else "cpu"))
+    lut = next((m for m in luts if m.target == target.name), luts[0] if luts else None)
+    if lut is None:
+        raise UserError("--verify needs a LUT of the target to compare predictions with")
+    column = [o.name for o in problem.objectives].index(f"latency_ms@{lut.target}")
+    configs = [problem.space.decode(x) for x in result.X]
+    return verify_front(problem.space, configs, result.values[:, column], result.values[:, 0], target,
+                        out / "verify.csv", progress=not args.no_progress)
+
+
+def accuracy_fit(args) -> int:
+    from ofahw.predict.fitted_accuracy import FittedAccuracyPredictor, load_accuracy_data
+    from ofahw.space import get_space
+
+    check_writable(Path(args.out))
+    space = get_space(args.space)
+    configs, y = load_accuracy_data(args.data, space)
+    predictor = FittedAccuracyPredictor.fit(configs, y, space, seed=args.seed, trained_on=str(args.data))
+    predictor.save(args.out)
+    report = predictor.report
+    best = report["candidates"][report["chosen"]]
+    lines = [f"fitted a {report['chosen']} accuracy predictor for {space.name} on {len(y)} subnets of {args.data}; "
+             f"5-fold CV: Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse'] * 100:.2f} points; wrote {args.out}",
+             *(f"  candidate {name}: tau {c['kendall_tau']:.3f}, RMSE {c['rmse'] * 100:.2f} points"
+               for name, c in report["candidates"].items())]
+    emit(args, {"out": args.out, **report}, lines)
+    return 0

@@ -1,0 +1,88 @@
+"""What a search minimises and respects: objectives (top-1 error, latency per device, FLOPs,
+params) and constraints (``latency@jetson<=20``), each vectorised over encoded populations and
+each carrying how its values are obtained."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ofahw.errors import ConfigError
+from ofahw.predict import LutLatencyModel
+from ofahw.predict.population import cost_model
+from ofahw.space import Space
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One column of a search's F: ``evaluate(X)`` gives the value (n,), minimised."""
+
+    name: str  # column name in pareto.csv, e.g. "top1", "latency_ms@cpu", "flops_m"
+    evaluate: Callable[[np.ndarray], np.ndarray]
+    source: str  # how the values are obtained
+    maximise: bool = False  # reported as is; the search minimises its negation
+
+    def minimised(self, X: np.ndarray) -> np.ndarray:
+        values = self.evaluate(X)
+        return -values if self.maximise else values
+
+
+@dataclass(frozen=True)
+class Constraint:
+    objective: str  # an objective's name, or "latency" with one LUT
+    op: str  # "<=" or ">="
+    limit: float
+
+    def violation(self, values: np.ndarray) -> np.ndarray:
+        """pymoo's G: <= 0 where the constraint holds."""
+        return values - self.limit if self.op == "<=" else self.limit - values
+
+
+_CONSTRAINT = re.compile(r"^\s*(latency(?:@[\w.-]+)?|flops|params|top1)\s*(<=|>=)\s*([0-9.]+(?:e-?\d+)?)\s*$")
+_UNITS = {"latency": "latency_ms", "flops": "flops_m", "params": "params_m", "top1": "top1"}
+
+
+def parse_constraint(text: str, objectives: list[Objective]) -> tuple[Objective, Constraint]:
+    """``latency<=20`` (the only LUT), ``latency@jetson<=20`` (ms), ``flops<=300`` (MMACs),
+    ``params<=5`` (millions), ``top1>=0.75`` (fraction)."""
+    match = _CONSTRAINT.match(text)
+    if not match:
+        raise ConfigError(f"constraint {text!r} is not like 'latency<=20', 'latency@jetson<=20', 'flops<=300', "
+                          f"'params<=5' or 'top1>=0.75'")
+    what, op, limit = match.group(1), match.group(2), float(match.group(3))
+    base, _, target = what.partition("@")
+    name = _UNITS[base] + (f"@{target}" if target else "")
+    found = [o for o in objectives if o.name == name or (base == "latency" and not target and o.name.startswith("latency_ms@"))]
+    if len(found) != 1:
+        known = ", ".join(o.name for o in objectives)
+        raise ConfigError(f"constraint {text!r} names no single objective of this search (objectives: {known}); "
+                          "with several LUTs write latency@TARGET")
+    return found[0], Constraint(found[0].name, op, limit)
+
+
+def latency_objective(model: LutLatencyModel, space: Space) -> Objective:
+    features = model.population(space)
+    report = model.table.meta.get("report", {})
+    mape = report.get("candidates", {}).get(report.get("chosen"), {}).get("mape")
+    fit = f", CV MAPE {mape:.1%}" if isinstance(mape, float) else ""
+    return Objective(f"latency_ms@{model.target}", lambda X: model.predict_encoded(features, X),
+                     f"predicted: {model.table.statistic} latency from LUT {model.path} measured on target {model.target}"
+                     f" ({model.regressor.model} model{fit})")
+
+
+def cost_objectives(space: Space, which: list[str]) -> list[Objective]:
+    costs = cost_model(space)
+    out = []
+    for name in which:
+        column = {"flops": 0, "params": 1}[name]
+        out.append(Objective(_UNITS[name], lambda X, c=column: costs(X)[:, c],
+                             f"counted: {'multiply-accumulates' if name == 'flops' else 'parameters'} of the subnet's "
+                             "modules (millions)"))
+    return out
+
+
+def accuracy_objective(predictor) -> Objective:
+    return Objective("top1", predictor.predict_encoded, predictor.source, maximise=True)
