@@ -120,3 +120,41 @@ def accuracy_fit(args) -> int:
                for name, c in report["candidates"].items())]
     emit(args, {"out": args.out, **report}, lines)
     return 0
+
+
+def evaluate(args) -> int:
+    from ofahw.evaluate import ImageFolder, evaluate_subnets
+    from ofahw.space import get_space
+    from ofahw.space.weights import fetch_weights
+
+    out = Path(args.out)
+    check_writable(out / "accuracy.jsonl")
+    space = get_space(args.space)
+    configs = read_configs(args.configs)
+    weights = Path(args.weights) if args.weights else fetch_weights(space.name, download=args.download)
+    data = ImageFolder(args.data, limit=args.limit)
+    calibration = ImageFolder(args.calib or args.data, limit=args.calib_images)
+    records = evaluate_subnets(space, configs, weights, data, calibration, out, batch_size=args.batch_size, log=_log)
+    lines = [f"{len(records)} subnets evaluated on {len(data)} images of {args.data}; wrote {out / 'accuracy.jsonl'}, "
+             f"{out / 'probs'}/ and {out / 'labels.npy'}",
+             *(f"  {r['config_hash']} r={r['r']}: top-1 {r['top1']:.4f}, top-5 {r['top5']:.4f} (measured)" for r in records)]
+    emit(args, {"out": str(out), "records": records}, lines)
+    return 0
+
+
+def read_configs(spec: str) -> list[dict]:
+    """Configs from a JSON object, a file of one, JSON lines, or a search's pareto.csv."""
+    import csv
+    import json
+
+    path = Path(spec)
+    text = path.read_text(encoding="utf-8") if path.is_file() else spec
+    try:
+        if path.suffix == ".csv":
+            return [json.loads(row["config"]) for row in csv.DictReader(text.splitlines())]
+        stripped = text.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise UserError(f"cannot read configs from {spec[:80]}: {exc}") from None

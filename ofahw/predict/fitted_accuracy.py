@@ -46,9 +46,9 @@ def load_accuracy_data(path: str | Path, space: Space) -> tuple[list[dict], np.n
         top1 = record.pop("top1", None) if isinstance(record, dict) else None
         if not isinstance(top1, (int, float)) or not 0 <= top1 <= 1:
             raise UserError(f"accuracy data {path}, record {i}: needs 'top1' as a fraction in [0, 1]")
-        record.pop("image_size", None)
+        wanted = set(space.list_lengths) | {"r"}
         try:
-            configs.append(space.canonical(record))
+            configs.append(space.canonical({k: v for k, v in record.items() if k in wanted}))
         except ConfigError as exc:
             raise UserError(f"accuracy data {path}, record {i}: {exc}") from None
         y.append(float(top1))

@@ -139,11 +139,11 @@ def run_search(problem: SubnetProblem, settings: SearchSettings, checkpoint: Pat
         run.n_evaluated = problem.n_evaluated
         run.history.append({"generation": run.generation, "n_eval": problem.n_evaluated,
                             "hypervolume": hypervolume(front, run.ref)})
-        if progress:
-            progress(run.generation, settings.generations)
         if checkpoint and (run.generation % every == 0 or run.generation == settings.generations):
             run.wall_s = time.perf_counter() - start
             atomic_write_bytes(checkpoint, json.dumps({"fingerprint": key}).encode() + b"\n" + run.detached())
+        if progress:
+            progress(run.generation, settings.generations)
     wall = time.perf_counter() - start
     if settings.algorithm in PYMOO:
         X, F = _pymoo_front(run.engine)

@@ -1,0 +1,8 @@
+"""Top-1 of subnets with the supernet's pretrained weights on an image folder, BatchNorm
+statistics recalibrated first (as OFA requires), and per-sample class probabilities kept as
+float16 memory-mapped tables for the ensembles."""
+
+from ofahw.evaluate.images import ImageFolder, load_image
+from ofahw.evaluate.run import evaluate_subnets, recalibrate_batchnorm
+
+__all__ = ["ImageFolder", "evaluate_subnets", "load_image", "recalibrate_batchnorm"]
