@@ -15,8 +15,8 @@ from ofahw.measure import Protocol  # noqa: E402
 from ofahw.measure.cpu import OnnxruntimeCpuTarget  # noqa: E402
 
 # Short rounds keep the suite fast; behaviour, not timing, is under test.
-FAST = Protocol(warmup_runs=2, warmup_s=0.0, min_repeats=5, min_time_s=0.004, max_time_s=0.05,
-                network_min_time_s=0.01, gate=0.05, rounds=2, network_rounds=2, retries=1)
+FAST = Protocol(warmup_runs=2, warmup_s=0.0, min_repeats=5, min_time_s=0.004, max_time_s=0.15,
+                network_min_time_s=0.01, gate=0.05, rounds=2, network_rounds=2, retries=2)
 SPACE = "ofa-mbv3-w1.0"
 RESOLUTION = 128
 

@@ -161,3 +161,22 @@ def test_cli_search_bad_input(tmp_path, profiled_lut, accuracy_file, capsys, arg
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_two_devices_are_two_objectives(tmp_path, profiled_lut, accuracy_file, capsys):
+    """A second LUT (the same measurements filed under another target name) adds a column, and
+    constraints name their device."""
+    from ofahw.lut import LatencyTable
+
+    table = LatencyTable.read(profiled_lut)
+    table.meta["target"] = {**table.meta["target"], "name": "board"}
+    other = tmp_path / "board.csv"
+    table.write(other)
+    out = tmp_path / "two"
+    assert main(["search", "--lut", str(profiled_lut), "--lut", str(other), "--accuracy", str(accuracy_file), "--pop-size",
+                 "12", "--generations", "3", "--constraint", "latency@board<=1000", "--out", str(out), "--no-progress"]) == 0
+    header = (out / "pareto.csv").read_text().splitlines()[0]
+    assert "latency_ms@cpu" in header and "latency_ms@board" in header
+    assert main(["search", "--lut", str(profiled_lut), "--lut", str(other), "--accuracy", str(accuracy_file), "--constraint",
+                 "latency<=5", "--out", str(out), "--no-progress"]) == 2
+    assert "latency@TARGET" in capsys.readouterr().err

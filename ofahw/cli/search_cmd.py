@@ -46,7 +46,8 @@ def search(args) -> int:
         raise ConfigError("the LUTs share no profiled resolution")
     space = base.with_resolutions(resolutions)
     settings = SearchSettings(algorithm=args.algorithm, pop_size=args.pop_size, generations=args.generations, seed=args.seed,
-                              mutation_rate=args.mutation_rate, reward=args.reward, latency_target=args.latency_target,
+                              mutation_rate=args.mutation_rate, crossover_prob=args.crossover_prob, reward=args.reward,
+                              latency_target=args.latency_target,
                               n_limits=args.limits, reference_point=args.reference_point)
     _log(f"search {settings.algorithm} over {space.name} at resolutions {resolutions}: building the objectives")
     objectives = [accuracy_objective(load_accuracy_source(args.accuracy, space))]

@@ -25,7 +25,7 @@ class PolicyGradientSearch:
     """
 
     def __init__(self, problem: SubnetProblem, archive: Archive, reference_point: np.ndarray, rng: np.random.Generator,
-                 reward: str = "hypervolume", target: float | None = None, batch: int = 64, lr: float = 0.2,
+                 reward: str = "hypervolume", target: float | None = None, batch: int = 64, lr: float = 0.05,
                  baseline_decay: float = 0.9, shrink_below: float = 0.02, shrink_after: int = 20):
         if reward not in REWARDS:
             raise ConfigError(f"reward must be one of {REWARDS}")
