@@ -159,3 +159,48 @@ def read_configs(spec: str) -> list[dict]:
         return [json.loads(line) for line in stripped.splitlines() if line.strip()]
     except (json.JSONDecodeError, KeyError) as exc:
         raise UserError(f"cannot read configs from {spec[:80]}: {exc}") from None
+
+
+def ensemble(args) -> int:
+    import csv
+
+    from ofahw.ensemble import EnsembleProblem, candidates, open_tables, run_ensemble_search
+    from ofahw.ensemble.outputs import write_ensembles
+
+    out = Path(args.out)
+    check_writable(out / "summary.json")
+    try:
+        rows = list(csv.DictReader(Path(args.front).read_text(encoding="utf-8").splitlines()))
+    except OSError as exc:
+        raise UserError(f"cannot read front {args.front}: {exc.strerror}") from None
+    columns = [c for c in (rows[0] if rows else {}) if c.startswith("latency_ms@") and not c.endswith("_source")]
+    column = args.latency_column or (columns[0] if columns else None)
+    if not rows or column not in rows[0]:
+        raise UserError(f"{args.front} is not a search's pareto.csv with a latency column (found {columns or 'none'})")
+    members = [r["config_hash"] for r in rows]
+    member_ms = np.array([float(r[column]) for r in rows])
+    source = f"{column} of {args.front} ({rows[0].get(column + '_source', 'predicted')})"
+    if args.measured:
+        measured = {r["config_hash"]: r for r in csv.DictReader(Path(args.measured).read_text(encoding="utf-8").splitlines())}
+        stat = next((c for c in next(iter(measured.values()), {}) if c.startswith("measured_")), None)
+        if stat is None or set(members) - set(measured):
+            raise UserError(f"{args.measured} is not the verify.csv of this front")
+        member_ms = np.array([float(measured[m][stat]) for m in members])
+        source = f"{stat} of {args.measured} (measured on target {measured[members[0]]['measured_on']})"
+    tables, labels = open_tables(args.probs, members)
+    reduced = candidates(tables, labels, n_candidates=args.candidates)
+    problem = EnsembleProblem(reduced, member_ms, args.mode, min_members=args.min_members, max_members=args.max_members,
+                              top5=args.top5)
+    result = run_ensemble_search(problem, args.algorithm, args.pop_size, args.generations, args.seed)
+    accuracy_source = f"measured: averaged class probabilities of {len(labels)} images ({args.probs})"
+    settings = {"algorithm": args.algorithm, "seed": args.seed, "pop_size": args.pop_size, "generations": args.generations,
+                "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
+    summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings)
+    lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
+             f"{result.wall_s:.1f} s; hypervolume {result.hypervolume:.5g} vs {result.singles_hypervolume:.5g} for the "
+             f"single subnets (reference point {np.round(result.reference_point, 4).tolist()})",
+             f"  accuracy: {accuracy_source}; latency: {source}",
+             f"  worst share of samples decided only among {args.candidates} candidate classes: {result.worst_unsure:.2%}",
+             f"  wrote {out / 'ensembles.csv'}, {out / 'summary.json'}, {out / 'ensembles.png'}"]
+    emit(args, summary, lines)
+    return 0

@@ -1,0 +1,56 @@
+"""The files of an ensemble run: ensembles.csv, summary.json, ensembles.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ofahw._io import atomic_write_text
+from ofahw.ensemble.run import EnsembleResult
+from ofahw.ensemble.selection import EnsembleProblem
+from ofahw.search.outputs import _save
+
+
+def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult, members: list[str], latency_source: str,
+                    accuracy_source: str, settings: dict) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    names = ["top1_error"] + (["top5_error"] if problem.top5 else []) + [f"latency_ms_{problem.mode}"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["rank", "n_members", "members", *names, "accuracy_source", "latency_source"])
+    for i, (x, f) in enumerate(zip(result.X, result.F, strict=True)):
+        chosen = [members[j] for j in np.flatnonzero(x)]
+        writer.writerow([i, len(chosen), "+".join(chosen), *(f"{v:.6g}" for v in f), accuracy_source,
+                         f"{problem.mode} model ({'max' if problem.mode == 'parallel' else 'sum'}) over {latency_source}"])
+    atomic_write_text(out / "ensembles.csv", buffer.getvalue())
+    summary = {**settings, "mode": problem.mode, "members": members, "objectives": names,
+               "hypervolume": result.hypervolume, "singles_hypervolume": result.singles_hypervolume,
+               "reference_point": result.reference_point.tolist(), "n_nondominated": int(len(result.X)),
+               "worst_unsure_share": result.worst_unsure,
+               "unsure_note": "share of samples whose ensemble winner is known only among the candidate classes "
+                              "(0 means every top-1 is exact; raise --candidates otherwise)",
+               "timings": {"wall_s": result.wall_s}, "latency_source": latency_source, "accuracy_source": accuracy_source}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    _plot(out, problem, result)
+    return summary
+
+
+def _plot(out: Path, problem: EnsembleProblem, result: EnsembleResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for F, label, style in ((result.singles_F, "single subnets", "s--"), (result.F, "ensembles", "o-")):
+        if len(F):
+            order = np.argsort(F[:, -1])
+            ax.plot(F[order, -1], 100 * (1 - F[order, 0]), style, ms=3, label=label)
+    ax.set_xlabel(f"latency (ms, {problem.mode} model)")
+    ax.set_ylabel("top-1 (%)")
+    ax.legend()
+    _save(fig, out / "ensembles.png")

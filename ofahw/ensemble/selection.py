@@ -1,0 +1,73 @@
+"""Choosing ensembles of front members (the OFA³ idea): a binary vector over the members; the
+ensemble averages their class probabilities; its latency is the slowest member (parallel) or the
+sum (serial). Scored over whole populations with one matrix product per generation."""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.core.problem import Problem
+
+from ofahw.ensemble.tables import CandidateTables
+from ofahw.errors import ConfigError
+
+MODES = ("parallel", "serial")
+
+
+def ensemble_latency(X: np.ndarray, member_ms: np.ndarray, mode: str) -> np.ndarray:
+    """(n,) ms: max (parallel) or sum (serial) of the chosen members' latencies."""
+    X = np.asarray(X, dtype=bool)
+    if mode == "parallel":
+        return np.where(X, member_ms[None, :], 0.0).max(axis=1)
+    if mode == "serial":
+        return X.astype(float) @ member_ms
+    raise ConfigError(f"mode must be one of {MODES}")
+
+
+def ensemble_accuracy(X: np.ndarray, tables: CandidateTables, chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(top-1, top-5, share of samples whose winner is only known among the candidates), each (n,).
+    Ensembles with no member score 0."""
+    X = np.asarray(X, dtype=np.float32)
+    m, n_samples, s = tables.probs.shape
+    flat = tables.probs.reshape(m, n_samples * s)
+    top1, top5, unsure = np.zeros(len(X)), np.zeros(len(X)), np.zeros(len(X))
+    slot = tables.label_slot
+    for start in range(0, len(X), chunk):
+        part = X[start:start + chunk]
+        count = np.maximum(part.sum(axis=1), 1.0)
+        mean = (part @ flat).reshape(len(part), n_samples, s) / count[:, None, None]
+        label_p = np.where(slot >= 0, np.take_along_axis(mean, np.maximum(slot, 0)[None, :, None], axis=2)[..., 0], -1.0)
+        rank = (mean > label_p[..., None]).sum(axis=2)  # classes ranked above the label
+        found = slot[None, :] >= 0
+        top1[start:start + chunk] = (found & (rank == 0)).mean(axis=1)
+        top5[start:start + chunk] = (found & (rank < 5)).mean(axis=1)
+        unsure[start:start + chunk] = (mean.max(axis=2) <= tables.bound[None, :]).mean(axis=1)
+    empty = X.sum(axis=1) == 0
+    top1[empty] = top5[empty] = unsure[empty] = 0.0
+    return top1, top5, unsure
+
+
+class EnsembleProblem(Problem):
+    """``X`` (n, M) booleans: which front members join. ``F``: top-1 error (and top-5 error with
+    ``top5``), latency in ms. ``G``: at least ``min_members`` (and at most ``max_members``) chosen."""
+
+    def __init__(self, tables: CandidateTables, member_ms: np.ndarray, mode: str, min_members: int = 2,
+                 max_members: int | None = None, top5: bool = False):
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}")
+        m = tables.probs.shape[0]
+        if not 1 <= min_members <= m or (max_members is not None and max_members < min_members):
+            raise ConfigError(f"need 1 <= min members <= max members, and at most {m} (the front's size)")
+        self.tables, self.member_ms, self.mode, self.top5 = tables, np.asarray(member_ms, float), mode, top5
+        self.min_members, self.max_members = min_members, max_members
+        self.worst_unsure = 0.0
+        super().__init__(n_var=m, n_obj=3 if top5 else 2, n_ieq_constr=2, xl=0, xu=1, vtype=bool)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        X = np.asarray(X, dtype=bool)
+        top1, top5, unsure = ensemble_accuracy(X, self.tables)
+        self.worst_unsure = max(self.worst_unsure, float(unsure.max(initial=0.0)))
+        latency = ensemble_latency(X, self.member_ms, self.mode)
+        columns = [1.0 - top1] + ([1.0 - top5] if self.top5 else []) + [latency]
+        out["F"] = np.column_stack(columns)
+        count = X.sum(axis=1)
+        out["G"] = np.column_stack([self.min_members - count, count - (self.max_members or self.n_var)])

@@ -1,0 +1,70 @@
+"""Per-sample class probabilities of front members (``ofahw evaluate``'s float16 memory-mapped
+tables), reduced once to the few classes that can win, so that ensembles are scored by matrix
+products over a whole population."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ofahw.errors import UserError
+
+
+@dataclass
+class CandidateTables:
+    """``probs`` (M, N, S): member m's probability of sample n's s-th candidate class;
+    ``label_slot`` (N,): where the true label sits among the candidates (-1: not among them);
+    ``bound`` (N,): no class outside the candidates has a higher probability than this in any member,
+    so an ensemble's top class among the candidates is its top class overall when it beats ``bound``."""
+
+    probs: np.ndarray
+    label_slot: np.ndarray
+    bound: np.ndarray
+    members: list[str]
+
+    @property
+    def n_samples(self) -> int:
+        return self.probs.shape[1]
+
+
+def open_tables(probs_dir: str | Path, members: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Memory-mapped (N, C) float16 tables of ``members`` (config hashes) and the labels (N,)."""
+    probs_dir = Path(probs_dir)
+    try:
+        index = json.loads((probs_dir / "index.json").read_text())
+        labels = np.load(probs_dir.parent / "labels.npy")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{probs_dir} is not a probability-table folder of `ofahw evaluate` ({exc})") from None
+    missing = [m for m in members if m not in index]
+    if missing:
+        raise UserError(f"{probs_dir} has no probabilities for {len(missing)} front members (e.g. {missing[0]}); "
+                        "run `ofahw evaluate` on the front first")
+    tables = [np.load(probs_dir / index[m]["file"], mmap_mode="r") for m in members]
+    shapes = {t.shape for t in tables}
+    if len(shapes) != 1 or next(iter(shapes))[0] != len(labels):
+        raise UserError(f"the probability tables in {probs_dir} differ in shape or do not match labels.npy")
+    return tables, labels
+
+
+def candidates(tables: list[np.ndarray], labels: np.ndarray, n_candidates: int = 10, chunk: int = 2048) -> CandidateTables:
+    """Keep, per sample, the ``n_candidates`` classes with the highest probability in any member;
+    read the memory-mapped tables a chunk of samples at a time."""
+    n, c = tables[0].shape
+    s = min(n_candidates, c)
+    probs = np.empty((len(tables), n, s), dtype=np.float32)
+    slot = np.full(n, -1, dtype=np.int64)
+    bound = np.zeros(n, dtype=np.float32)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = np.stack([np.asarray(t[start:stop], dtype=np.float32) for t in tables])  # (M, b, C)
+        best = block.max(axis=0)  # (b, C)
+        order = np.argsort(-best, axis=1)
+        keep = order[:, :s]
+        probs[:, start:stop] = np.take_along_axis(block, keep[None], axis=2)
+        bound[start:stop] = best[np.arange(stop - start), order[:, s]] if s < c else 0.0
+        hit = keep == labels[start:stop, None]
+        slot[start:stop] = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    return CandidateTables(probs, slot, bound, [])

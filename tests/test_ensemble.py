@@ -1,0 +1,103 @@
+"""Ensembles on small generated probability tables, where the right answer is known by brute force."""
+
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from ofahw.cli.main import main
+from ofahw.ensemble import EnsembleProblem, candidates, ensemble_accuracy, ensemble_latency, run_ensemble_search
+from ofahw.search.archive import non_dominated
+
+M, N, C = 6, 240, 12
+
+
+def tables(seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, C, N)
+    out = []
+    for _ in range(M):
+        logits = 2 * rng.normal(size=(N, C))
+        logits[np.arange(N), labels] += rng.uniform(0.5, 3.0)
+        p = np.exp(logits)
+        out.append((p / p.sum(axis=1, keepdims=True)).astype(np.float16))
+    return out, labels
+
+
+def all_subsets():
+    return np.array(list(itertools.product([0, 1], repeat=M)), dtype=bool)[1:]
+
+
+def test_scores_match_averaging_the_full_tables():
+    probs, labels = tables()
+    X = all_subsets()
+    full = np.stack([p.astype(np.float32) for p in probs])
+    top1, top5, unsure = ensemble_accuracy(X, candidates(probs, labels, n_candidates=C))
+    means = [full[x].mean(axis=0) for x in X]
+    assert np.allclose(top1, [(m.argmax(axis=1) == labels).mean() for m in means])
+    assert np.allclose(top5, [(np.argsort(-m, axis=1)[:, :5] == labels[:, None]).any(axis=1).mean() for m in means])
+    assert unsure.max() == 0
+    # fewer candidates: wherever a sample is decided among them, the answer is still exact
+    few = candidates(probs, labels, n_candidates=6)
+    t1, _, unsure = ensemble_accuracy(X, few)
+    exact = np.array([(m.argmax(axis=1) == labels).mean() for m in means])
+    assert np.all(np.abs(t1 - exact) <= unsure + 1e-9)
+
+
+def test_latency_models():
+    X = np.array([[1, 0, 1], [0, 1, 1]], dtype=bool)
+    ms = np.array([2.0, 5.0, 3.0])
+    assert list(ensemble_latency(X, ms, "parallel")) == [3.0, 5.0]
+    assert list(ensemble_latency(X, ms, "serial")) == [5.0, 8.0]
+
+
+@pytest.mark.parametrize("mode", ["parallel", "serial"])
+def test_search_finds_the_brute_force_front(mode):
+    probs, labels = tables(1)
+    reduced = candidates(probs, labels, n_candidates=C)
+    member_ms = np.array([1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+    problem = EnsembleProblem(reduced, member_ms, mode, min_members=2)
+    X = all_subsets()
+    X = X[X.sum(axis=1) >= 2]
+    out = {}
+    problem._evaluate(X, out)
+    _, best = non_dominated(X, out["F"])
+    result = run_ensemble_search(problem, pop_size=40, generations=40, seed=0)
+    found = {tuple(np.round(f, 9)) for f in result.F}
+    assert found == {tuple(np.round(f, 9)) for f in best}
+    assert result.hypervolume > 0 and len(result.singles_F) >= 1
+
+
+def test_cli_ensemble(tmp_path, capsys):
+    probs, labels = tables(2)
+    run = tmp_path / "eval"
+    (run / "probs").mkdir(parents=True)
+    np.save(run / "labels.npy", labels.astype(np.int32))
+    index, rows = {}, []
+    for i, p in enumerate(probs):
+        key = f"{i:016x}"
+        np.save(run / "probs" / f"{key}.npy", p)
+        index[key] = {"file": f"{key}.npy", "shape": list(p.shape), "dtype": "float16"}
+        rows.append({"rank": i, "config_hash": key, "top1": 0.5, "latency_ms@cpu": 1.0 + i,
+                     "latency_ms@cpu_source": "predicted: test", "config": "{}"})
+    (run / "probs" / "index.json").write_text(json.dumps(index))
+    front = tmp_path / "pareto.csv"
+    with front.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "ens"
+    argv = ["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", "parallel", "--pop-size", "20",
+            "--generations", "10", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["hypervolume"] > 0 and summary["worst_unsure_share"] == 0
+    for name in ("ensembles.csv", "summary.json", "ensembles.png"):
+        assert (out / name).stat().st_size > 0
+    first = next(csv.DictReader((out / "ensembles.csv").open()))
+    assert int(first["n_members"]) >= 2 and "parallel model (max)" in first["latency_source"]
+    (run / "probs" / "index.json").write_text(json.dumps({k: v for k, v in list(index.items())[:3]}))
+    assert main(argv) == 2
+    assert "run `ofahw evaluate` on the front first" in capsys.readouterr().err
