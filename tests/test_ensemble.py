@@ -34,7 +34,7 @@ def test_scores_match_averaging_the_full_tables():
     probs, labels = tables()
     X = all_subsets()
     full = np.stack([p.astype(np.float32) for p in probs])
-    top1, top5, unsure = ensemble_accuracy(X, candidates(probs, labels, n_candidates=C))
+    top1, top5, unsure = ensemble_accuracy(X, candidates(probs, labels, n_candidates=C), top5=True)
     means = [full[x].mean(axis=0) for x in X]
     assert np.allclose(top1, [(m.argmax(axis=1) == labels).mean() for m in means])
     assert np.allclose(top5, [(np.argsort(-m, axis=1)[:, :5] == labels[:, None]).any(axis=1).mean() for m in means])

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-members", type=int, default=2)
     p.add_argument("--max-members", type=int)
     p.add_argument("--top5", action="store_true", help="also minimise top-5 error")
-    p.add_argument("--candidates", type=int, default=20, help="classes kept per sample (default: %(default)s)")
+    p.add_argument("--candidates", type=int, default=10, help="classes kept per sample (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="runs/NAME-ens folder")
     _json(p)

@@ -23,27 +23,34 @@ def ensemble_latency(X: np.ndarray, member_ms: np.ndarray, mode: str) -> np.ndar
     raise ConfigError(f"mode must be one of {MODES}")
 
 
-def ensemble_accuracy(X: np.ndarray, tables: CandidateTables, chunk: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(top-1, top-5, share of samples whose winner is only known among the candidates), each (n,).
-    Ensembles with no member score 0."""
+def ensemble_accuracy(X: np.ndarray, tables: CandidateTables, top5: bool = True,
+                      chunk: int = 128) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(top-1, top-5 or None, share of samples whose winner is only known among the candidates),
+    each (n,). Ensembles with no member score 0."""
     X = np.asarray(X, dtype=np.float32)
-    m, n_samples, s = tables.probs.shape
-    flat = tables.probs.reshape(m, n_samples * s)
-    top1, top5, unsure = np.zeros(len(X)), np.zeros(len(X)), np.zeros(len(X))
+    m, s, n_samples = tables.probs.shape
+    flat = tables.probs.reshape(m, s * n_samples)
+    top1, top5_out, unsure = np.zeros(len(X)), np.zeros(len(X)) if top5 else None, np.zeros(len(X))
     slot = tables.label_slot
+    found = slot >= 0
+    # each member's probability of the true label (0 where it is not a candidate): one more product
+    label_probs = np.where(found, tables.probs[:, np.maximum(slot, 0), np.arange(n_samples)], 0.0).astype(np.float32)
     for start in range(0, len(X), chunk):
         part = X[start:start + chunk]
-        count = np.maximum(part.sum(axis=1), 1.0)
-        mean = (part @ flat).reshape(len(part), n_samples, s) / count[:, None, None]
-        label_p = np.where(slot >= 0, np.take_along_axis(mean, np.maximum(slot, 0)[None, :, None], axis=2)[..., 0], -1.0)
-        rank = (mean > label_p[..., None]).sum(axis=2)  # classes ranked above the label
-        found = slot[None, :] >= 0
-        top1[start:start + chunk] = (found & (rank == 0)).mean(axis=1)
-        top5[start:start + chunk] = (found & (rank < 5)).mean(axis=1)
-        unsure[start:start + chunk] = (mean.max(axis=2) <= tables.bound[None, :]).mean(axis=1)
+        count = np.maximum(part.sum(axis=1), 1.0)[:, None]
+        total = (part @ flat).reshape(len(part), s, n_samples)  # sums: the ranking of an average
+        label_p = (part @ label_probs) * (1 + 1e-6)  # two products may round apart; true ties are rarer still
+        best = total.max(axis=1)
+        top1[start:start + chunk] = (found & (label_p >= best)).mean(axis=1)
+        if top5:
+            rank = (total > label_p[:, None, :]).sum(axis=1)
+            top5_out[start:start + chunk] = (found & (rank < 5)).mean(axis=1)
+        unsure[start:start + chunk] = (best / count <= (part @ tables.outside) / count).mean(axis=1)
     empty = X.sum(axis=1) == 0
-    top1[empty] = top5[empty] = unsure[empty] = 0.0
-    return top1, top5, unsure
+    top1[empty] = unsure[empty] = 0.0
+    if top5:
+        top5_out[empty] = 0.0
+    return top1, top5_out, unsure
 
 
 class EnsembleProblem(Problem):
@@ -64,7 +71,7 @@ class EnsembleProblem(Problem):
 
     def _evaluate(self, X, out, *args, **kwargs):
         X = np.asarray(X, dtype=bool)
-        top1, top5, unsure = ensemble_accuracy(X, self.tables)
+        top1, top5, unsure = ensemble_accuracy(X, self.tables, top5=self.top5)
         self.worst_unsure = max(self.worst_unsure, float(unsure.max(initial=0.0)))
         latency = ensemble_latency(X, self.member_ms, self.mode)
         columns = [1.0 - top1] + ([1.0 - top5] if self.top5 else []) + [latency]

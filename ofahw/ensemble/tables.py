@@ -15,19 +15,21 @@ from ofahw.errors import UserError
 
 @dataclass
 class CandidateTables:
-    """``probs`` (M, N, S): member m's probability of sample n's s-th candidate class;
+    """``probs`` (M, S, N): member m's probability of sample n's s-th candidate class (samples last,
+    so that reductions over the candidates run over contiguous rows);
     ``label_slot`` (N,): where the true label sits among the candidates (-1: not among them);
-    ``bound`` (N,): no class outside the candidates has a higher probability than this in any member,
-    so an ensemble's top class among the candidates is its top class overall when it beats ``bound``."""
+    ``outside`` (M, N): member m's highest probability among the classes left out for sample n. An
+    ensemble's average of ``outside`` bounds every left-out class, so its top candidate is its top
+    class overall wherever it beats that average."""
 
     probs: np.ndarray
     label_slot: np.ndarray
-    bound: np.ndarray
+    outside: np.ndarray
     members: list[str]
 
     @property
     def n_samples(self) -> int:
-        return self.probs.shape[1]
+        return self.probs.shape[2]
 
 
 def open_tables(probs_dir: str | Path, members: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -49,22 +51,24 @@ def open_tables(probs_dir: str | Path, members: list[str]) -> tuple[list[np.ndar
     return tables, labels
 
 
-def candidates(tables: list[np.ndarray], labels: np.ndarray, n_candidates: int = 10, chunk: int = 2048) -> CandidateTables:
+def candidates(tables: list[np.ndarray], labels: np.ndarray, n_candidates: int = 10, chunk: int = 1024) -> CandidateTables:
     """Keep, per sample, the ``n_candidates`` classes with the highest probability in any member;
     read the memory-mapped tables a chunk of samples at a time."""
     n, c = tables[0].shape
     s = min(n_candidates, c)
-    probs = np.empty((len(tables), n, s), dtype=np.float32)
+    probs = np.empty((len(tables), s, n), dtype=np.float32)
     slot = np.full(n, -1, dtype=np.int64)
-    bound = np.zeros(n, dtype=np.float32)
+    outside = np.zeros((len(tables), n), dtype=np.float32)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         block = np.stack([np.asarray(t[start:stop], dtype=np.float32) for t in tables])  # (M, b, C)
         best = block.max(axis=0)  # (b, C)
         order = np.argsort(-best, axis=1)
         keep = order[:, :s]
-        probs[:, start:stop] = np.take_along_axis(block, keep[None], axis=2)
-        bound[start:stop] = best[np.arange(stop - start), order[:, s]] if s < c else 0.0
+        probs[:, :, start:stop] = np.take_along_axis(block, keep[None], axis=2).transpose(0, 2, 1)
+        if s < c:
+            rest = order[:, s:]
+            outside[:, start:stop] = np.take_along_axis(block, rest[None], axis=2).max(axis=2)
         hit = keep == labels[start:stop, None]
         slot[start:stop] = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    return CandidateTables(probs, slot, bound, [])
+    return CandidateTables(probs, slot, outside, [])
