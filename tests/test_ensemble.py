@@ -101,3 +101,39 @@ def test_cli_ensemble(tmp_path, capsys):
     (run / "probs" / "index.json").write_text(json.dumps({k: v for k, v in list(index.items())[:3]}))
     assert main(argv) == 2
     assert "run `ofahw evaluate` on the front first" in capsys.readouterr().err
+
+
+def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
+    """Real members (small subnets) run alone and as groups on the local CPU."""
+    from conftest import FAST, write_yaml
+
+    from ofahw.space import get_space
+
+    space = get_space("ofa-mbv3-w1.0")
+    configs = space.sample(3, np.random.default_rng(4), [128])
+    probs, labels = tables(3)
+    run = tmp_path / "eval"
+    (run / "probs").mkdir(parents=True)
+    np.save(run / "labels.npy", labels.astype(np.int32))
+    index, rows = {}, []
+    for i, config in enumerate(configs):
+        key = space.config_hash(config)
+        np.save(run / "probs" / f"{key}.npy", probs[i])
+        index[key] = {"file": f"{key}.npy"}
+        rows.append({"config_hash": key, "latency_ms@cpu": 2.0 + i, "config": json.dumps(config)})
+    (run / "probs" / "index.json").write_text(json.dumps(index))
+    front = tmp_path / "pareto.csv"
+    with front.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    target = write_yaml(tmp_path / "fast.yaml", json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
+    out = tmp_path / "ens"
+    for mode in ("parallel", "serial"):
+        assert main(["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", mode, "--pop-size", "8",
+                     "--generations", "3", "--verify", "--target", str(target), "--space", "ofa-mbv3-w1.0",
+                     "--out", str(out / mode), "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        verified = list(csv.DictReader((out / mode / "verify.csv").open()))
+        assert summary["verify"]["n"] == len(verified) >= 1
+        assert all(float(r["measured_p10_ms"]) > 0 and int(r["n_members"]) >= 2 for r in verified)

@@ -195,12 +195,42 @@ def ensemble(args) -> int:
     accuracy_source = f"measured: averaged class probabilities of {len(labels)} images ({args.probs})"
     settings = {"algorithm": args.algorithm, "seed": args.seed, "pop_size": args.pop_size, "generations": args.generations,
                 "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
-    summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings)
+    verify = None
+    if args.verify:
+        verify = _verify_ensembles(args, rows, members, result, out)
+    summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
+                              {"verify": verify} if verify else None)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
              f"{result.wall_s:.1f} s; hypervolume {result.hypervolume:.5g} vs {result.singles_hypervolume:.5g} for the "
              f"single subnets (reference point {np.round(result.reference_point, 4).tolist()})",
              f"  accuracy: {accuracy_source}; latency: {source}",
              f"  worst share of samples decided only among {args.candidates} candidate classes: {result.worst_unsure:.2%}",
              f"  wrote {out / 'ensembles.csv'}, {out / 'summary.json'}, {out / 'ensembles.png'}"]
+    if verify:
+        s, a = verify["search_model"], verify["members_alone_model"]
+        lines.append(f"  verified {verify['n']} ensembles on target {verify['target']} ({args.mode}, {verify['statistic']}, "
+                     f"measured now): search model MAPE {s['mape']:.1%}; {args.mode} model over members measured alone "
+                     f"MAPE {a['mape']:.1%}; wrote {verify['file']}")
     emit(args, summary, lines)
     return 0
+
+
+def _verify_ensembles(args, rows, members, result, out: Path) -> dict:
+    import json
+
+    from ofahw.ensemble.verify import verify_ensembles
+    from ofahw.measure import load_target
+    from ofahw.space import get_space
+
+    configs = {r["config_hash"]: json.loads(r["config"]) for r in rows}
+    name = args.space
+    if name is None:
+        try:
+            name = json.loads((Path(args.front).parent / "summary.json").read_text())["space"]
+        except (OSError, ValueError, KeyError):
+            raise UserError("--verify needs --space (no summary.json beside the front names it)") from None
+    space = get_space(name)
+    picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
+    ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]
+    target = load_target(args.target or "cpu")
+    return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, target, out / "verify.csv")

@@ -16,7 +16,7 @@ from ofahw.search.outputs import _save
 
 
 def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult, members: list[str], latency_source: str,
-                    accuracy_source: str, settings: dict) -> dict:
+                    accuracy_source: str, settings: dict, extra: dict | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     names = ["top1_error"] + (["top5_error"] if problem.top5 else []) + [f"latency_ms_{problem.mode}"]
     buffer = io.StringIO()
@@ -33,7 +33,8 @@ def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult,
                "worst_unsure_share": result.worst_unsure,
                "unsure_note": "share of samples whose ensemble winner is known only among the candidate classes "
                               "(0 means every top-1 is exact; raise --candidates otherwise)",
-               "timings": {"wall_s": result.wall_s}, "latency_source": latency_source, "accuracy_source": accuracy_source}
+               "timings": {"wall_s": result.wall_s}, "latency_source": latency_source, "accuracy_source": accuracy_source,
+               **(extra or {})}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     _plot(out, problem, result)
     return summary

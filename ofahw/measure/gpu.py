@@ -92,6 +92,7 @@ class TensorRTTarget(Target):
     version and GPU), timed with CUDA events after warm-up."""
 
     kind = "tensorrt"
+    times_groups = False  # one event clock per target: groups need streams of their own
     option_defaults = {"precision": "fp16", "workspace_mib": 1024}
 
     def __init__(self, name, options=None, protocol=None):
@@ -167,6 +168,7 @@ class TorchCudaTarget(Target):
     Works wherever torch sees a GPU; needs no ONNX runtime."""
 
     kind = "cuda"
+    times_groups = False
     option_defaults = {"precision": "fp32", "cuda_graphs": True}
     # A graph replay saves launch overhead, a few times the forward's time at most for small
     # models; one that looks 20x faster than the eager forward is not timing the work (seen on an

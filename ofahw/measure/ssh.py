@@ -69,6 +69,8 @@ class SshTarget(Target):
     """A device reached over SSH. ``runtime`` options: ``runtime`` (onnxruntime or trtexec),
     ``threads``, ``graph_optimization``, ``providers`` (onnxruntime), ``precision`` (trtexec)."""
 
+    times_groups = False
+
     kind = "ssh"
     option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32"}
 

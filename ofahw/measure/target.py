@@ -34,6 +34,7 @@ class Target(ABC):
     kind: ClassVar[str]
     option_defaults: ClassVar[dict] = {}
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
+    times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -92,6 +93,25 @@ class Target(ABC):
         run_once = self._prepare(artifact)
         try:
             return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
+        finally:
+            self._release()
+
+    def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:
+        """Time several models run as one (an ensemble): one after another (``serial``) or all at
+        once in threads (``parallel``), each sample the time until the last one is done. Host-clock
+        targets only; device-clock targets say so."""
+        import concurrent.futures
+
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        if not self.times_groups:
+            raise TargetError(f"target '{self.name}' ({self.kind}) cannot time groups of models yet")
+        runs = [self._prepare(a) for a in artifacts]  # each closure keeps its own session
+        try:
+            if mode == "serial":
+                return run_protocol(lambda: [run() for run in runs], protocol or self.protocol)
+            with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+                return run_protocol(lambda: list(pool.map(lambda run: run(), runs)), protocol or self.protocol)
         finally:
             self._release()
 
