@@ -97,7 +97,8 @@ def test_connection_lost_for_good_then_rerun_resumes(server, tmp_path):
     with pytest.raises(TargetError, match="lost the device.*rerun to resume"):
         profile(target, out)
     done = len(journal_path(out).read_text().splitlines()) - 1
-    assert done == 30
+    # results already on their way when the connection died are kept; retried noisy rounds are not journaled
+    assert 0 < done <= target.results
     again = Counting.of(ssh_target(server, tmp_path))
     result = profile(again, out)
     n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 5

@@ -136,6 +136,39 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(func=search_cmd.ensemble)
 
+    from ofahw.cli import reprofile_cmd
+
+    p = sub.add_parser("reprofile", help="re-measure a LUT's sentinels, detect drift, recalibrate (exit 0 no drift, "
+                       "3 recalibrated, 4 uneven drift: re-profile)")
+    p.add_argument("--lut", required=True, help="lut/NAME.csv")
+    p.add_argument("--target", help="target the LUT was measured on")
+    p.add_argument("--restore", type=int, metavar="VERSION", help="put an older version of the LUT back instead")
+    p.add_argument("--confirm-after", type=float, default=60.0, metavar="SECONDS",
+                   help="on drift, look again after this long and act only if it persists (default: %(default)s)")
+    _json(p)
+    p.set_defaults(func=reprofile_cmd.reprofile)
+    sched = sub.add_parser("schedule", help="re-profile a LUT periodically (crontab)")
+    ssub = sched.add_subparsers(title="schedule commands", metavar="ACTION")
+    p = ssub.add_parser("install", help="add (or replace) the crontab entry of a LUT")
+    p.add_argument("--target", required=True)
+    p.add_argument("--lut", required=True)
+    p.add_argument("--every", default="daily", help="hourly, daily, weekly or a cron expression (default: %(default)s)")
+    _json(p)
+    p.set_defaults(func=reprofile_cmd.schedule_install)
+    p = ssub.add_parser("list", help="scheduled re-profiling")
+    _json(p)
+    p.set_defaults(func=reprofile_cmd.schedule_list)
+    p = ssub.add_parser("remove", help="remove the crontab entry of a LUT")
+    p.add_argument("--lut", required=True)
+    _json(p)
+    p.set_defaults(func=reprofile_cmd.schedule_remove)
+
+    p = sub.add_parser("report", help="plot a LUT's drift history (PNG)")
+    p.add_argument("--lut", required=True, help="lut/NAME.csv")
+    p.add_argument("--out", help="PNG to write (default: lut/NAME-drift.png)")
+    _json(p)
+    p.set_defaults(func=reprofile_cmd.report)
+
     acc = sub.add_parser("accuracy", help="fit accuracy predictors from (config, top-1) data")
     asub = acc.add_subparsers(title="accuracy commands", metavar="ACTION")
     p = asub.add_parser("fit", help="fit and cross-validate a predictor; writes JSON")
