@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mutation-rate", type=float, default=0.1, help="per-gene mutation probability (default: %(default)s)")
     p.add_argument("--crossover-prob", type=float, default=1.0, help="uniform crossover probability (default: %(default)s)")
-    p.add_argument("--reward", default="hypervolume", choices=["hypervolume", "mnas", "tunas"], help="policy-gradient reward")
-    p.add_argument("--latency-target", type=float, help="latency target (ms) of the mnas / tunas rewards")
+    p.add_argument("--reward", default="tunas", choices=["tunas", "mnas", "hypervolume"],
+                   help="policy-gradient reward (default: %(default)s)")
+    p.add_argument("--latency-target", type=float, help="one latency target (ms) for the mnas / tunas rewards (default: "
+                   "8 policies with targets spread over the latency range)")
     p.add_argument("--limits", type=int, default=9, help="latency limits of ofa-ea (default: %(default)s)")
     p.add_argument("--reference-point", type=lambda t: [float(v) for v in t.split(",")],
                    help="hypervolume reference point, one value per objective (minimised; accuracy negated)")

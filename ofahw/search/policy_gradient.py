@@ -25,7 +25,7 @@ class PolicyGradientSearch:
     """
 
     def __init__(self, problem: SubnetProblem, archive: Archive, reference_point: np.ndarray, rng: np.random.Generator,
-                 reward: str = "hypervolume", target: float | None = None, batch: int = 64, lr: float = 0.05,
+                 reward: str = "hypervolume", target: float | None = None, batch: int = 64, lr: float = 0.1,
                  baseline_decay: float = 0.9, shrink_below: float = 0.02, shrink_after: int = 20):
         if reward not in REWARDS:
             raise ConfigError(f"reward must be one of {REWARDS}")
@@ -60,7 +60,7 @@ class PolicyGradientSearch:
         u = self.rng.random((self.batch, len(p), 1))
         X = np.minimum((u > cdf[None]).sum(axis=2), self.n_choices - 1)
         X = self.problem.space.repair(X)
-        prior = self.archive.front()[1]  # the front the samples are judged against
+        prior = self.archive.front()[1] if self.reward_name == "hypervolume" else None  # what samples are judged against
         F, G = self.archive.evaluate_into(self.problem, X)
         reward = self._reward(F, G, prior)
         mean = float(reward.mean())
@@ -110,7 +110,36 @@ class PolicyGradientSearch:
                 out[i] = hypervolume(np.vstack([front, f]), ref) - base
         return out
 
-    def state(self) -> dict:
-        return {"iteration": self.iteration, "allowed_choices": int(self.allowed.sum()),
-                "entropy": float(-(np.where(self.allowed, self.probabilities(), 1.0)
-                                   * np.log(np.where(self.allowed, self.probabilities(), 1.0))).sum())}
+
+class MultiTargetPolicyGradient:
+    """Several policies, each rewarded (mnas / tunas) for accuracy at its own latency target, the
+    targets spread over the range of a random sample: together they cover the front, where one
+    distribution settles on one region of it. They share the archive and the evaluation budget."""
+
+    def __init__(self, problem: SubnetProblem, archive: Archive, reference_point: np.ndarray, rng: np.random.Generator,
+                 reward: str = "tunas", n_policies: int = 8, batch: int = 100, **kwargs):
+        space = problem.space
+        eff = [i for i, o in enumerate(problem.objectives) if not o.maximise]
+        if not eff:
+            raise ConfigError("the policy-gradient search needs a latency or cost objective")
+        sample = space.repair(rng.integers(space.xl, space.xu + 1, size=(2000, space.n_var)))
+        latency = problem.objectives[eff[0]].evaluate(sample)
+        targets = np.quantile(latency, np.linspace(0.02, 0.98, n_policies))
+        sizes = [max(batch // n_policies + (k < batch % n_policies), 2) for k in range(n_policies)]  # the whole batch
+        self.policies = [PolicyGradientSearch(problem, archive, reference_point, np.random.default_rng(rng.integers(2**63)),
+                                              reward=reward, target=float(t), batch=b, **kwargs)
+                         for t, b in zip(targets, sizes, strict=True)]
+        self.targets = targets
+
+    @property
+    def problem(self):
+        return self.policies[0].problem
+
+    @problem.setter
+    def problem(self, value):
+        for p in self.policies:
+            p.problem = value
+
+    def step(self) -> None:
+        for p in self.policies:
+            p.step()

@@ -18,7 +18,7 @@ from ofahw.errors import ConfigError
 from ofahw.search.algorithms import PYMOO, make_pymoo_algorithm
 from ofahw.search.archive import Archive, hypervolume, non_dominated, reference_point
 from ofahw.search.baselines import ofa_evolution, random_search
-from ofahw.search.policy_gradient import PolicyGradientSearch
+from ofahw.search.policy_gradient import MultiTargetPolicyGradient, PolicyGradientSearch
 from ofahw.search.problem import SubnetProblem
 
 ALGORITHMS = (*PYMOO, "policy-gradient", "ofa-ea", "random")
@@ -32,7 +32,7 @@ class SearchSettings:
     seed: int = 0
     mutation_rate: float = 0.1
     crossover_prob: float = 1.0
-    reward: str = "hypervolume"  # policy-gradient
+    reward: str = "tunas"  # policy-gradient: tunas / mnas (one policy per latency target, or --latency-target), hypervolume
     latency_target: float | None = None  # policy-gradient with the mnas / tunas reward
     n_limits: int = 9  # ofa-ea
     reference_point: list[float] | None = None
@@ -76,6 +76,9 @@ class _Run:
             self.engine = make_pymoo_algorithm(settings.algorithm, problem.n_obj, settings.pop_size,
                                                settings.mutation_rate, settings.crossover_prob)
             self.engine.setup(problem, termination=("n_gen", settings.generations), seed=settings.seed, verbose=False)
+        elif settings.algorithm == "policy-gradient" and settings.reward != "hypervolume" and settings.latency_target is None:
+            self.engine = MultiTargetPolicyGradient(problem, self.archive, ref, self.rng, reward=settings.reward,
+                                                    batch=settings.pop_size)
         elif settings.algorithm == "policy-gradient":
             self.engine = PolicyGradientSearch(problem, self.archive, ref, self.rng, reward=settings.reward,
                                                target=settings.latency_target, batch=settings.pop_size)
