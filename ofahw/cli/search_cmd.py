@@ -38,6 +38,8 @@ def search(args) -> int:
     if len(set(names)) != len(names):
         raise ConfigError(f"two LUTs measure the same target ({', '.join(names)}); one LUT per device")
     spaces = {m.space.name for m in luts} | ({args.space} if args.space else set())
+    if not spaces:
+        raise ConfigError("a search needs --lut (one per device) or, for FLOPs / params objectives only, --space")
     if len(spaces) != 1:
         raise ConfigError(f"the LUTs and --space name different spaces ({', '.join(sorted(spaces))}); one search, one space")
     base = get_space(spaces.pop())
