@@ -30,6 +30,15 @@ def all_subsets():
     return np.array(list(itertools.product([0, 1], repeat=M)), dtype=bool)[1:]
 
 
+def write_front(path, rows):
+    """A search's pareto.csv holding ``rows``."""
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def test_scores_match_averaging_the_full_tables():
     probs, labels = tables()
     X = all_subsets()
@@ -83,11 +92,7 @@ def test_cli_ensemble(tmp_path, capsys):
         rows.append({"rank": i, "config_hash": key, "top1": 0.5, "latency_ms@cpu": 1.0 + i,
                      "latency_ms@cpu_source": "predicted: test", "config": "{}"})
     (run / "probs" / "index.json").write_text(json.dumps(index))
-    front = tmp_path / "pareto.csv"
-    with front.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    front = write_front(tmp_path / "pareto.csv", rows)
     out = tmp_path / "ens"
     argv = ["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", "parallel", "--pop-size", "20",
             "--generations", "10", "--out", str(out), "--json"]
@@ -122,11 +127,7 @@ def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
         index[key] = {"file": f"{key}.npy"}
         rows.append({"config_hash": key, "latency_ms@cpu": 2.0 + i, "config": json.dumps(config)})
     (run / "probs" / "index.json").write_text(json.dumps(index))
-    front = tmp_path / "pareto.csv"
-    with front.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    front = write_front(tmp_path / "pareto.csv", rows)
     target = write_yaml(tmp_path / "fast.yaml", json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
     out = tmp_path / "ens"
     for mode in ("parallel", "serial"):

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ofahw._io import check_writable
+from ofahw.cli.commands import _log
 from ofahw.cli.main import emit
 from ofahw.errors import ConfigError, UserError
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)
 
 
 def search(args) -> int:

@@ -163,13 +163,17 @@ class Space(ABC):
         x = np.asarray(x)
         if x.shape != (self.n_var,) or np.any(x < self.xl) or np.any(x > self.xu):
             raise ConfigError(f"encoded config must be {self.n_var} integers within the space's bounds")
+        return self.canonical(self._config_of(x))
+
+    def _config_of(self, x: Sequence[int]) -> dict:
+        """The config dict that choice indices ``x`` spell, not yet validated or canonical."""
         config: dict = {key: [None] * n for key, n in self.list_lengths.items()}
-        for gene, i in zip(self.genes, x, strict=False):
+        for gene, i in zip(self.genes, x, strict=True):
             if gene.index is None:
                 config[gene.key] = gene.choices[int(i)]
             else:
                 config[gene.key][gene.index] = gene.choices[int(i)]
-        return self.canonical(config)
+        return config
 
     # -- populations of encoded configs (vectorised, for the searches) ----------------------
     @cached_property
@@ -186,13 +190,7 @@ class Space(ABC):
         for combo in range(len(masks)):
             x = self.xl.copy()
             x[cols] = np.unravel_index(combo, radix)
-            config: dict = {key: [None] * n for key, n in self.list_lengths.items()}
-            for gene, i in zip(self.genes, x, strict=True):
-                if gene.index is None:
-                    config[gene.key] = gene.choices[int(i)]
-                else:
-                    config[gene.key][gene.index] = gene.choices[int(i)]
-            for pair in self._inactive(self._normalise(config)):
+            for pair in self._inactive(self._normalise(self._config_of(x))):
                 masks[combo, index[pair]] = False
         return masks
 
