@@ -78,7 +78,7 @@ def evaluate_subnets(space: Space, configs: list[dict], weights: Path, data: Ima
                             f"{calibration.root} ({len(calibration)} images), weights {weights}"}
         with open(out / "accuracy.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
-        index[key] = {"file": table_path.name, "shape": [len(data), int(np.load(table_path, mmap_mode="r").shape[1])],
+        index[key] = {"file": table_path.name, "shape": [len(data), int(p.shape[1])],
                       "dtype": "float16", "config": config, "top1": record["top1"]}
         atomic_write_text(index_path, json.dumps(index, indent=1) + "\n")
         records.append(record)

@@ -85,9 +85,7 @@ class _Run:
 
     def attach(self, problem: SubnetProblem) -> None:
         problem.n_evaluated = self.n_evaluated
-        if self.settings.algorithm in PYMOO:
-            self.engine.problem = problem
-        elif self.engine is not None:
+        if self.engine is not None:
             self.engine.problem = problem
 
     def detached(self) -> bytes:
