@@ -12,6 +12,7 @@ Goals (issue 2; 2-core machine, 1 thread, OFA-MBV3 w1.2, resolutions 160-224): h
 median |ratio - 1| <= 3%.
 
     python3 scripts/bench_profile.py [--samples 100] [--held-out 100] [--out runs/bench-profile/cpu.csv]
+    python3 scripts/bench_profile.py --target targets/gpu-torch.yaml --resolutions 224 --out DIR/gpu.csv --report-only
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=100)
     parser.add_argument("--out", default="runs/bench-profile/cpu.csv")
     parser.add_argument("--reuse", action="store_true", help="reuse the LUT at --out instead of profiling again")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the figures from the LUT at --out and the held-out file beside it, measuring nothing")
     parser.add_argument("--remeasure", help=argparse.SUPPRESS)  # internal: the second process
     args = parser.parse_args()
     if args.remeasure:
@@ -60,12 +62,16 @@ def main() -> None:
 
     space, target = get_space(args.space), load_target(args.target)
     resolutions = [int(r) for r in args.resolutions.split(",")]
+    heldout_file = Path(args.out).with_name("heldout.json")
+    if not args.report_only:
+        profile_and_hold_out(args, space, target, resolutions, heldout_file)
+    report(args.out, heldout_file, target, space, resolutions)
+
+
+def profile_and_hold_out(args, space, target, resolutions: list[int], heldout_file: Path) -> None:
     print(f"[1/3] profiling {space.name} on target {target.name} ({target.options}), resolutions {resolutions}, "
           f"{args.samples} network samples", flush=True)
-    t0 = time.monotonic()
     result = Campaign(space, target, args.out, resolutions, args.samples, seed=0, fresh=not args.reuse).run()
-    profile = result.table.meta["profiling"]  # from the run that measured the LUT (also with --reuse)
-    profile_wall = time.monotonic() - t0 if result.measured else profile["wall_s"]
     lut_networks = {r["key"] for r in result.table.networks}
 
     rng = np.random.default_rng(12345)
@@ -73,31 +79,44 @@ def main() -> None:
     held_out = held_out[: args.held_out]
     print(f"[2/3] measuring {len(held_out)} held-out random subnets in this process", flush=True)
     first = measure(space.name, args.target, held_out, seed=3)
-    model = LutLatencyModel.load(args.out)
-    stat = model.table.statistic
-    measured = np.array([m[stat] for m in first])
-    predicted = model.predict(held_out)
-    raw = model.block_sum(held_out)
 
     print("[3/3] measuring them again in a second process", flush=True)
     job = Path(args.out).with_name("remeasure.json")
     job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out}))
     subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
-    second = np.array([m[stat] for m in json.loads(job.read_text())["result"]])
-    repeat = np.abs(second / measured - 1)
+    heldout_file.write_text(json.dumps(
+        {"configs": held_out, "first": first, "second": json.loads(job.read_text())["result"]}))
 
-    Path(args.out).with_name("heldout.json").write_text(json.dumps(
-        {"configs": held_out, "first": first, "second": json.loads(job.read_text())["result"], "predicted": predicted.tolist()}))
-    held = fidelity(measured, predicted)
-    raw_fid = fidelity(measured, raw)
+
+def device_line(device: dict, options: dict) -> str:
+    """What ran the measurements, from the LUT's device record (CPU and GPU targets record different keys)."""
+    if "gpu" in device:
+        return (f"{device['gpu']} (driver {device.get('driver_version')}, {device.get('runtime')}, "
+                f"torch {device.get('torch')}, CUDA {device.get('cuda')}, {options.get('precision')})")
+    return (f"{device['cpu_model']}, {device['cpus_usable']} usable cores, onnxruntime {device.get('onnxruntime')}, "
+            f"threads {options.get('threads')}")
+
+
+def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) -> None:
+    model = LutLatencyModel.load(lut)
+    held_out = json.loads(heldout_file.read_text())
+    stat = model.table.statistic
+    configs = held_out["configs"]
+    measured = np.array([m[stat] for m in held_out["first"]])
+    second = np.array([m[stat] for m in held_out["second"]])
+    repeat = np.abs(second / measured - 1)
+    held = fidelity(measured, model.predict(configs))
+    raw_fid = fidelity(measured, model.block_sum(configs))
     meta = model.table.meta
+    profile = meta["profiling"]  # from the run that measured the LUT
+    profile_wall = profile["wall_s"]
     cv = meta["report"]["candidates"][meta["report"]["chosen"]]
-    unsettled = sum(not m["settled"] for m in first)
+    unsettled = sum(not m["settled"] for m in held_out["first"])
+    table = model.table
     print()
-    print(f"ofahw bench_profile — target {target.name}: {meta['device']['cpu_model']}, {meta['device']['cpus_usable']} usable cores, "
-          f"onnxruntime {meta['device']['onnxruntime']}, threads {target.options['threads']}; space {space.name}; "
-          f"resolutions {resolutions}; statistic {stat}")
-    print(f"profiling: {len(result.table.rows)} items ({len(result.table.blocks)} blocks, {len(result.table.networks)} networks) "
+    print(f"ofahw bench_profile — target {target.name}: {device_line(meta['device'], target.options)}; "
+          f"space {space.name}; resolutions {resolutions}; statistic {stat}")
+    print(f"profiling: {len(table.rows)} items ({len(table.blocks)} blocks, {len(table.networks)} networks) "
           f"({target.protocol.rounds} rounds per block, {target.protocol.network_rounds} per network) in {profile_wall / 60:.1f} min "
           f"wall; time inside timed inference {profile['timed_s'] / 60:.1f} min; overhead {profile['overhead']:.2f}x "
           "(goal <= 1.5x, <= 15 min)")
@@ -110,9 +129,8 @@ def main() -> None:
           f"(goal >= 99%), Kendall tau {held['kendall_tau']:.3f} (goal >= 0.9), MAPE {held['mape'] * 100:.2f}%, "
           f"RMSE {held['rmse_ms']:.3f} ms")
     print(f"held-out vs uncalibrated block sum: MAPE {raw_fid['mape'] * 100:.1f}%, within ±10% {raw_fid['within_10pct'] * 100:.1f}%")
-    print(f"repeat error, same {len(held_out)} subnets measured in a second process: median |ratio-1| "
+    print(f"repeat error, same {len(configs)} subnets measured in a second process: median |ratio-1| "
           f"{np.median(repeat) * 100:.2f}% (goal <= 3%), p90 {np.percentile(repeat, 90) * 100:.2f}%, max {repeat.max() * 100:.2f}%")
-
 
 if __name__ == "__main__":
     main()

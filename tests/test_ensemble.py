@@ -108,10 +108,8 @@ def test_cli_ensemble(tmp_path, capsys):
     assert "run `ofahw evaluate` on the front first" in capsys.readouterr().err
 
 
-def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
-    """Real members (small subnets) run alone and as groups on the local CPU."""
-    from conftest import FAST, write_yaml
-
+def small_real_front(tmp_path):
+    """A front of 3 real small subnets with generated probability tables: (pareto.csv, probs folder)."""
     from ofahw.space import get_space
 
     space = get_space("ofa-mbv3-w1.0")
@@ -127,14 +125,44 @@ def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
         index[key] = {"file": f"{key}.npy"}
         rows.append({"config_hash": key, "latency_ms@cpu": 2.0 + i, "config": json.dumps(config)})
     (run / "probs" / "index.json").write_text(json.dumps(index))
-    front = write_front(tmp_path / "pareto.csv", rows)
-    target = write_yaml(tmp_path / "fast.yaml", json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
+    return write_front(tmp_path / "pareto.csv", rows), run / "probs"
+
+
+def fast_cpu_file(path):
+    from conftest import FAST, write_yaml
+
+    return write_yaml(path, json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
+
+
+def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
+    """Real members (small subnets) run alone and as groups on the local CPU."""
+    front, probs = small_real_front(tmp_path)
+    target = fast_cpu_file(tmp_path / "fast.yaml")
     out = tmp_path / "ens"
     for mode in ("parallel", "serial"):
-        assert main(["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", mode, "--pop-size", "8",
+        assert main(["ensemble", "--front", str(front), "--probs", str(probs), "--mode", mode, "--pop-size", "8",
                      "--generations", "3", "--verify", "--target", str(target), "--space", "ofa-mbv3-w1.0",
                      "--out", str(out / mode), "--json"]) == 0
         summary = json.loads(capsys.readouterr().out)
         verified = list(csv.DictReader((out / mode / "verify.csv").open()))
         assert summary["verify"]["n"] == len(verified) >= 1
         assert all(float(r["measured_p10_ms"]) > 0 and int(r["n_members"]) >= 2 for r in verified)
+
+
+def test_cli_ensemble_members_spread_over_two_devices(tmp_path, capsys):
+    """Two targets (two onnxruntime CPU sessions standing for two devices): members are dealt to them
+    in turn and each ensemble is timed with both devices running at once; serial mode refuses."""
+    front, probs = small_real_front(tmp_path)
+    a, b = fast_cpu_file(tmp_path / "dev-a.yaml"), fast_cpu_file(tmp_path / "dev-b.yaml")
+    argv = ["ensemble", "--front", str(front), "--probs", str(probs), "--pop-size", "8", "--generations", "3",
+            "--verify", "--target", str(a), "--target", str(b), "--space", "ofa-mbv3-w1.0", "--json"]
+    assert main([*argv, "--mode", "parallel", "--out", str(tmp_path / "par")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verify"]["target"] == "dev-a+dev-b"
+    for row in csv.DictReader((tmp_path / "par" / "verify.csv").open()):
+        members = row["members"].split("+")
+        assert row["measured_on"] == f"dev-a:{'+'.join(members[0::2])} dev-b:{'+'.join(members[1::2])}"
+        assert float(row["measured_p10_ms"]) > 0
+    assert main([*argv, "--mode", "serial", "--out", str(tmp_path / "ser")]) == 2
+    assert "serial ensembles run on one target" in capsys.readouterr().err
+

@@ -71,3 +71,16 @@ def test_gpu_targets_measure_blocks_and_networks(tmp_path, kind, runtime):
         results = [target.measure(a) for a in artifacts(tmp_path)]
     assert meta["gpu"] and all(m.n >= FAST.min_repeats and m.p10 > 0 for m in results)
     assert results[1].p10 > results[0].p10  # a whole network takes longer than one of its blocks
+
+
+@gpu
+def test_cuda_ensembles_run_serially_and_on_streams(tmp_path):
+    space = get_space(SPACE)
+    cache = OnnxCache(tmp_path / "onnx")
+    members = [network_artifact(space, c, cache) for c in space.sample(3, np.random.default_rng(1), [RESOLUTION])]
+    with gpu_target(tmp_path, "cuda") as target:
+        alone = [target.measure(a).p10 for a in members]
+        serial = target.measure_group(members, "serial").p10
+        parallel = target.measure_group(members, "parallel").p10
+    assert 0.8 * sum(alone) < serial < 1.25 * sum(alone)
+    assert 0.9 * max(alone) < parallel < 1.05 * serial  # streams overlap the members, never add work

@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verify", action="store_true", help="run chosen ensembles on the target and compare with the model")
     p.add_argument("--verify-count", type=int, default=8, help="ensembles to verify, spread over the front (default: %(default)s)")
-    p.add_argument("--target", help="target for --verify (default: cpu)")
+    p.add_argument("--target", action="append", help="target for --verify (default: cpu); repeat it to spread each "
+                   "ensemble's members over several devices (parallel mode)")
     p.add_argument("--space", help="space of the front's configs (needed with --verify)")
     p.add_argument("--out", required=True, help="runs/NAME-ens folder")
     _json(p)

@@ -231,5 +231,5 @@ def _verify_ensembles(args, rows, members, result, out: Path) -> dict:
     space = get_space(name)
     picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
     ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]
-    target = load_target(args.target or "cpu")
-    return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, target, out / "verify.csv")
+    targets = [load_target(t) for t in args.target or ["cpu"]]
+    return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, targets, out / "verify.csv")

@@ -1,8 +1,11 @@
-"""Ensembles run for real on a target: each member alone, then each chosen ensemble as one group
-(serially, or concurrently in threads), so the latency model's error is a measured figure."""
+"""Ensembles run for real: each member alone, then each chosen ensemble as one group — serially, or
+in parallel (threads on a CPU, CUDA streams on a GPU, members spread over several devices) — so
+the latency model's error is a measured figure."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import csv
 import io
 from pathlib import Path
@@ -10,43 +13,86 @@ from pathlib import Path
 import numpy as np
 
 from ofahw._io import atomic_write_text
+from ofahw.errors import UserError
 from ofahw.export import OnnxCache
 from ofahw.lut import fidelity
 from ofahw.lut.campaign import measure_in_rounds, network_artifact
-from ofahw.measure import Target
+from ofahw.measure import Measurement, Target
 from ofahw.space import Space
 
 
+def spread(members: list[str], targets: list[Target]) -> dict[Target, list[str]]:
+    """Members dealt to devices in turn (member i on device i mod k); devices left without one are left out."""
+    dealt = {t: members[i::len(targets)] for i, t in enumerate(targets)}
+    return {t: m for t, m in dealt.items() if m}
+
+
 def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: list[list[str]], modelled_ms: np.ndarray,
-                     mode: str, target: Target, out_csv: Path) -> dict:
-    """Measure every member of ``ensembles`` alone and every ensemble as a group on ``target``
-    (its network protocol, best settled of its rounds); write ``out_csv``; return the errors of
-    the search's model (``modelled_ms``) and of the max / sum of the members measured alone."""
-    protocol = target.protocol.for_network()
-    stat = protocol.statistic
+                     mode: str, targets: list[Target], out_csv: Path) -> dict:
+    """Measure every ensemble as a group and each of its members alone, on ``targets``; write
+    ``out_csv``; return the errors of the search's model (``modelled_ms``) and of the max / sum of the
+    members measured alone.
+
+    With several targets (``parallel`` only) the members are spread over them: every device runs its
+    share at the same time as the others (its share as a group where it holds more than one), and an
+    ensemble's latency is that of the slowest device; moving inputs and outputs between devices is
+    not part of the figure. Each target uses its network protocol; the best settled round is kept."""
+    if mode == "serial" and len(targets) > 1:
+        raise UserError("serial ensembles run on one target; spreading members over devices needs --mode parallel")
+    for target in targets:
+        if not target.times_groups and any(len(share) > 1 for e in ensembles for share in spread(e, targets).values()):
+            raise UserError(f"target '{target.name}' ({target.kind}) cannot run several members at once; "
+                            f"give at least as many targets as members")
     cache = OnnxCache()
-    used = sorted({m for e in ensembles for m in e})
-    artifacts = {m: network_artifact(space, member_configs[m], cache) for m in used}
-    with target:
-        alone = dict(zip(used, measure_in_rounds(target, [artifacts[m] for m in used], protocol), strict=True))
-        groups = []
-        for members in ensembles:
-            best = None
-            for _ in range(protocol.rounds):
-                m = target.measure_group([artifacts[k] for k in members], mode, protocol)
-                if best is None or (m.settled, -m.value(stat)) > (best.settled, -best.value(stat)):
-                    best = m
-            groups.append(best)
+    artifacts = {m: network_artifact(space, c, cache) for m, c in member_configs.items()}
+    stat = targets[0].protocol.for_network().statistic
+    with contextlib.ExitStack() as stack, concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
+        for target in targets:
+            stack.enter_context(target)
+        alone = _members_alone(ensembles, targets, artifacts, pool)
+        groups = [_group(spread(e, targets), mode, artifacts, pool) for e in ensembles]
     combine = max if mode == "parallel" else sum
-    from_members = np.array([combine(alone[k].value(stat) for k in e) for e in ensembles])
-    measured = np.array([g.value(stat) for g in groups])
+    from_members = np.array([combine(alone[t, k].value(stat) for t, share in spread(e, targets).items() for k in share)
+                             for e in ensembles])
+    measured = np.array([max(m.value(stat) for m in g.values()) for g in groups])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["members", "n_members", "modelled_ms", f"members_alone_{mode}_ms", f"measured_{stat}_ms",
                      "modelled_over_measured", "settled", "measured_on"])
     for e, model, mem, meas, g in zip(ensembles, modelled_ms, from_members, measured, groups, strict=True):
-        writer.writerow(["+".join(e), len(e), f"{model:.6g}", f"{mem:.6g}", f"{meas:.6g}", f"{model / meas:.4f}", g.settled,
-                         target.name])
+        on = " ".join(f"{t.name}:{'+'.join(share)}" for t, share in spread(e, targets).items())
+        writer.writerow(["+".join(e), len(e), f"{model:.6g}", f"{mem:.6g}", f"{meas:.6g}", f"{model / meas:.4f}",
+                         all(m.settled for m in g.values()), on])
     atomic_write_text(out_csv, buffer.getvalue())
-    return {"target": target.name, "mode": mode, "statistic": stat, "n": len(ensembles), "file": str(out_csv),
-            "search_model": fidelity(measured, modelled_ms), "members_alone_model": fidelity(measured, from_members)}
+    return {"target": "+".join(t.name for t in targets), "mode": mode, "statistic": stat, "n": len(ensembles),
+            "file": str(out_csv), "search_model": fidelity(measured, modelled_ms),
+            "members_alone_model": fidelity(measured, from_members)}
+
+
+def _members_alone(ensembles, targets, artifacts, pool) -> dict[tuple[Target, str], Measurement]:
+    """Each member measured alone on every device it is dealt to (the devices measure at once)."""
+    used = {t: sorted({k for e in ensembles for k in spread(e, targets).get(t, [])}) for t in targets}
+
+    def on(target: Target) -> dict:
+        names = used[target]
+        best = measure_in_rounds(target, [artifacts[k] for k in names], target.protocol.for_network())
+        return {(target, k): m for k, m in zip(names, best, strict=True)}
+
+    return {key: m for part in pool.map(on, [t for t in targets if used[t]]) for key, m in part.items()}
+
+
+def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[Target, Measurement]:
+    """One ensemble timed: every device runs its share at the same time as the others, round after
+    round; per device, the best settled round."""
+
+    def once(target: Target) -> Measurement:
+        share = [artifacts[k] for k in shares[target]]
+        protocol = target.protocol.for_network()
+        return target.measure_group(share, mode, protocol) if len(share) > 1 else target.measure(share[0], protocol)
+
+    best: dict[Target, Measurement] = {}
+    for _ in range(max(t.protocol.for_network().rounds for t in shares)):
+        for target, m in zip(shares, pool.map(once, list(shares)), strict=True):
+            if m.better_than(best.get(target), target.protocol.for_network().statistic):
+                best[target] = m
+    return best

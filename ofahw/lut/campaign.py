@@ -72,8 +72,7 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
     for _ in range(protocol.rounds):
         for i in rng.permutation(len(artifacts)):
             m = target.measure(artifacts[i], protocol)
-            old = best[i]
-            if old is None or (m.settled, -m.value(stat)) > (old.settled, -old.value(stat)):
+            if m.better_than(best[i], stat):
                 best[i] = m
             bar.update(1)
     bar.close()

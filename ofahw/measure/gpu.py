@@ -8,6 +8,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ofahw._io import atomic_write_bytes, cache_dir
 from ofahw.errors import TargetError
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
 from ofahw.measure.metadata import host_metadata
+from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 from ofahw.measure.target import Artifact, Target
 
 PRECISIONS = ("fp32", "fp16")
@@ -87,19 +89,75 @@ class _EventClock:
         return self.now_ns
 
 
-class TensorRTTarget(Target):
-    """ONNX → TensorRT engine (fp32 / fp16; engines cached by ONNX content, precision, TensorRT
-    version and GPU), timed with CUDA events after warm-up."""
-
-    kind = "tensorrt"
-    times_groups = False  # one event clock per target: groups need streams of their own
-    option_defaults = {"precision": "fp16", "workspace_mib": 1024}
+class _StreamTarget(Target):
+    """A GPU target timed with CUDA events on its own stream. Subclasses set ``self.torch`` and
+    ``self.stream`` when opened and implement ``_launcher``: load a model and return what launches
+    one run of it on a given stream. Groups of models (ensembles) run on the timed stream one after
+    another, or each on a stream of its own, all at once."""
 
     def __init__(self, name, options=None, protocol=None):
         super().__init__(name, options, protocol)
         if self.options["precision"] not in PRECISIONS:
             raise TargetError(f"target '{name}': precision must be one of {PRECISIONS}")
         self._clock_source = None
+        self._keep = []
+
+    @abstractmethod
+    def _launcher(self, artifact: Artifact, stream) -> Callable[[], None]:
+        """Load ``artifact`` (kept in ``self._keep`` until released) and return what launches one run on ``stream``."""
+
+    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+        return self._timed(self._launcher(artifact, self.stream))
+
+    def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:
+        """Time an ensemble on the GPU: ``serial`` launches the members one after another on the
+        timed stream; ``parallel`` forks each member onto a stream of its own and joins them, so a
+        sample lasts until the slowest member is done (the GPU shares its units among them)."""
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        torch = self.torch
+        streams = [self.stream if mode == "serial" else torch.cuda.Stream() for _ in artifacts]
+        launches = [self._launcher(a, s) for a, s in zip(artifacts, streams, strict=True)]
+        fork, joins = torch.cuda.Event(), [torch.cuda.Event() for _ in artifacts]
+
+        def group():
+            if mode == "serial":
+                for launch in launches:
+                    launch()
+                return
+            fork.record(self.stream)
+            for stream, launch, join in zip(streams, launches, joins, strict=True):
+                stream.wait_event(fork)
+                launch()
+                join.record(stream)
+            for join in joins:
+                self.stream.wait_event(join)
+
+        run_once = self._timed(group)
+        try:
+            return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
+        finally:
+            self._release()
+
+    def _timed(self, launch: Callable[[], None]) -> Callable[[], None]:
+        self._clock_source = _EventClock(self.torch, self.stream)
+        run_once = self._clock_source.wrap(launch)
+        self._per_call = self._clock_source.per_call
+        return run_once
+
+    def _clock(self) -> int:
+        return self._clock_source()
+
+    def _release(self) -> None:
+        self._keep = []
+
+
+class TensorRTTarget(_StreamTarget):
+    """ONNX → TensorRT engine (fp32 / fp16; engines cached by ONNX content, precision, TensorRT
+    version and GPU), timed with CUDA events after warm-up."""
+
+    kind = "tensorrt"
+    option_defaults = {"precision": "fp16", "workspace_mib": 1024}
 
     def open(self) -> None:
         self.torch = _torch_cuda()
@@ -136,7 +194,7 @@ class TensorRTTarget(Target):
             raise TargetError("TensorRT could not build an engine for the model")
         return bytes(serialized)
 
-    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+    def _launcher(self, artifact: Artifact, stream) -> Callable[[], None]:
         torch, trt = self.torch, self.trt
         onnx = Path(artifact.onnx()).read_bytes()
         path = self._engine_path(onnx)
@@ -144,43 +202,26 @@ class TensorRTTarget(Target):
             atomic_write_bytes(path, self._build(onnx))
         engine = trt.Runtime(self.logger).deserialize_cuda_engine(path.read_bytes())
         context = engine.create_execution_context()
-        self._keep = [engine, context]
+        self._keep += [engine, context]
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             dtype = torch.from_numpy(np.zeros(1, dtype=trt.nptype(engine.get_tensor_dtype(name)))).dtype
             buffer = torch.randn(tuple(engine.get_tensor_shape(name)), device="cuda").to(dtype)
             context.set_tensor_address(name, buffer.data_ptr())
             self._keep.append(buffer)
-        self._clock_source = _EventClock(torch, self.stream)
-        run_once = self._clock_source.wrap(lambda: context.execute_async_v3(self.stream.cuda_stream))
-        self._per_call = self._clock_source.per_call
-        return run_once
-
-    def _clock(self) -> int:
-        return self._clock_source()
-
-    def _release(self) -> None:
-        self._keep = []
+        return lambda: context.execute_async_v3(stream.cuda_stream)
 
 
-class TorchCudaTarget(Target):
+class TorchCudaTarget(_StreamTarget):
     """The torch module itself on CUDA (eager, or replayed as a CUDA graph), timed with CUDA events.
     Works wherever torch sees a GPU; needs no ONNX runtime."""
 
     kind = "cuda"
-    times_groups = False
     option_defaults = {"precision": "fp32", "cuda_graphs": True}
     # A graph replay saves launch overhead, a few times the forward's time at most for small
     # models; one that looks 20x faster than the eager forward is not timing the work (seen on an
     # H100 when replays ran on another stream than the timed one): run eagerly instead.
     GRAPH_SANITY = 20
-
-    def __init__(self, name, options=None, protocol=None):
-        super().__init__(name, options, protocol)
-        if self.options["precision"] not in PRECISIONS:
-            raise TargetError(f"target '{name}': precision must be one of {PRECISIONS}")
-        self._clock_source = None
-        self.graphs_used = None
 
     def open(self) -> None:
         self.torch = _torch_cuda()
@@ -190,7 +231,9 @@ class TorchCudaTarget(Target):
     def metadata(self) -> dict:
         return {**gpu_metadata(), "runtime": "torch-cuda", **self.options}
 
-    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+    def _launcher(self, artifact: Artifact, stream) -> Callable[[], None]:
+        """Load ``artifact`` and return what launches one forward pass on ``stream`` (a graph
+        replay where one can be captured and passes the sanity check, else the eager module)."""
         torch = self.torch
         if artifact.torch is None:
             raise TargetError(f"target '{self.name}' needs the torch module of {artifact.key}, not only its ONNX file")
@@ -199,44 +242,35 @@ class TorchCudaTarget(Target):
         x = torch.randn(artifact.input_shape, device="cuda", dtype=dtype)
 
         def eager():
-            with torch.no_grad(), torch.cuda.stream(self.stream):
+            with torch.no_grad(), torch.cuda.stream(stream):
                 model(x)
 
-        clock = _EventClock(torch, self.stream)
         for _ in range(3):  # warm-up before capture, as CUDA graphs require
             eager()
-        self.stream.synchronize()
-        launch = self._capture(model, x) if self.options["cuda_graphs"] else None
-        if launch is not None and clock.elapsed_ns(launch, 3) * self.GRAPH_SANITY < clock.elapsed_ns(eager, 3):
+        stream.synchronize()
+        launch = self._capture(model, x, stream) if self.options["cuda_graphs"] else None
+        check = _EventClock(torch, stream)
+        if launch is not None and check.elapsed_ns(launch, 3) * self.GRAPH_SANITY < check.elapsed_ns(eager, 3):
             launch = None
-        self.graphs_used = launch is not None
-        self._clock_source = clock
-        self._keep = [model, x]
-        run_once = clock.wrap(launch or eager)
-        self._per_call = self._clock_source.per_call
-        return run_once
+        self._keep += [model, x]
+        return launch or eager
 
-    def _clock(self) -> int:
-        return self._clock_source()
-
-    def _capture(self, model, x):
+    def _capture(self, model, x, stream):
         """The forward pass captured as a CUDA graph (its replay), or None where it cannot be."""
         torch = self.torch
         try:
             graph = torch.cuda.CUDAGraph()
-            with torch.no_grad(), torch.cuda.graph(graph, stream=self.stream):
+            with torch.no_grad(), torch.cuda.graph(graph, stream=stream):
                 model(x)
         except RuntimeError:
             return None
 
         def replay():
-            with torch.cuda.stream(self.stream):  # replay() launches on the current stream: the timed one
+            with torch.cuda.stream(stream):  # replay() launches on the current stream: the member's own
                 graph.replay()
 
+        self._keep.append(graph)
         return replay
-
-    def _release(self) -> None:
-        self._keep = []
 
 
 class OnnxruntimeGpuTarget(OnnxruntimeCpuTarget):

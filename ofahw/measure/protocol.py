@@ -98,6 +98,10 @@ class Measurement:
     def value(self, statistic: str) -> float:
         return float(getattr(self, statistic))
 
+    def better_than(self, other: Measurement | None, statistic: str) -> bool:
+        """Whether this round of an item should replace ``other``: settled first, then faster."""
+        return other is None or (self.settled, -self.value(statistic)) > (other.settled, -other.value(statistic))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
