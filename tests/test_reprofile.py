@@ -3,6 +3,7 @@ without graph optimisations), recalibration as a new version, restore, and the l
 
 import fcntl
 import json
+import os
 import shutil
 
 import numpy as np
@@ -32,21 +33,44 @@ def lut(tmp_path, profiled_lut):
     return out
 
 
-class Slower:
-    """A deterministic stand-in for the CPU target (logic tests only): every sentinel reads as its
-    stored latency times ``factor``, a uniform drift without the machine's noise."""
+def stand_in(lut, factors: dict[str, float], default: float = 1.0):
+    """A deterministic stand-in for the CPU target (logic tests only): every item of the LUT reads as
+    its stored latency times its factor, a drift without the machine's noise."""
+    stored = {r["key"]: r["value_ms"] for r in LatencyTable.read(lut).rows}
+    target = fast_cpu_target()
 
-    def __new__(cls, lut, factor):
-        stored = {r["key"]: r["value_ms"] for r in LatencyTable.read(lut).networks}
-        target = fast_cpu_target()
+    def measure(artifact, protocol=None):
+        v = stored[artifact.key] * factors.get(artifact.key, default)
+        return Measurement(min=v, p10=v, median=v, mean=v, std=0.0, p90=v, p99=v, n=20, cov=0.0, settled=True,
+                           rel_se=0.0, warmup_runs=0, timed_s=0.001, wall_s=0.001)
 
-        def measure(artifact, protocol=None):
-            v = stored[artifact.key] * factor
-            return Measurement(min=v, p10=v, median=v, mean=v, std=0.0, p90=v, p99=v, n=20, cov=0.0, settled=True,
-                               rel_se=0.0, warmup_runs=0, timed_s=0.0, wall_s=0.0)
+    target.measure = measure
+    return target
 
-        target.measure = measure
-        return target
+
+def Slower(lut, factor):  # noqa: N802 - reads as the stand-in target it builds
+    return stand_in(lut, {}, factor)
+
+
+def test_uneven_drift_reprofiles_reusing_the_blocks_that_still_agree(lut):
+    before = LatencyTable.read(lut)
+    slowed = sorted(before.blocks)[::7]
+    sentinels = before.meta["sentinels"]
+    uneven = {k: 1.6 for k in sentinels[::2]} | {k: 2.0 for k in slowed}
+    checked = reprofile(lut, stand_in(lut, uneven), confirm_after_s=0, act=False)
+    assert checked["verdict"] == NON_UNIFORM and "action" not in checked
+    assert LatencyTable.read(lut).meta["version"] == 1  # a check only leaves the LUT as it is
+
+    record = reprofile(lut, stand_in(lut, uneven), confirm_after_s=0)
+    action = record["action"]
+    assert action["event"] == "re-profiled" and action["version"] == 2
+    assert action["remeasured_blocks"] == len(slowed) and action["kept_blocks"] == len(before.blocks) - len(slowed)
+    after = LatencyTable.read(lut)
+    assert after.meta["version"] == 2 and after.meta["history"][-1]["event"] == "re-profiled"
+    for key, row in after.blocks.items():
+        assert row["value_ms"] == pytest.approx(before.blocks[key]["value_ms"] * (2.0 if key in slowed else 1.0))
+    assert len(after.networks) == len(before.networks) and after.meta["predictor"]
+    assert (history_dir(lut) / "v1.csv").exists() and not list(history_dir(lut).glob("reprofile-*"))
 
 
 def test_drift_injected_for_real_is_detected(lut):
@@ -54,6 +78,7 @@ def test_drift_injected_for_real_is_detected(lut):
     assert record["verdict"] != OK and record["median_ratio"] > 1 + record["threshold"]
     checks = (history_dir(lut) / "checks.jsonl").read_text().splitlines()
     assert json.loads(checks[-1])["verdict"] == record["verdict"] and record["first_look"]["verdict"] != OK
+    assert LatencyTable.read(lut).meta["version"] == 2 == record["action"]["version"]  # followed: rescaled or re-profiled
 
 
 def test_uniform_drift_recalibrates_as_a_new_version_and_restore_brings_it_back(lut):
@@ -75,7 +100,7 @@ def test_uniform_drift_recalibrates_as_a_new_version_and_restore_brings_it_back(
 def test_cli_exit_codes_and_lock(lut, tmp_path, capsys):
     target = tmp_path / "slow.yaml"
     target.write_text(json.dumps({"kind": "cpu", "runtime": {"graph_optimization": "disable"}, "protocol": FAST.to_dict()}))
-    code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0", "--json"])
+    code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0", "--check-only", "--json"])
     record = json.loads(capsys.readouterr().out)
     assert code == {"uniform-drift": 3, "non-uniform-drift": 4}[record["verdict"]]
     with open(lut.with_name(lut.name + ".lock"), "w") as held:
@@ -114,3 +139,42 @@ def test_schedule_install_list_remove(lut, capsys):
         assert main(["schedule", "remove", "--lut", str(lut)]) == 2
     finally:
         schedule._write(before)
+
+
+def test_cron_expressions_become_systemd_calendars():
+    from ofahw.errors import ConfigError
+    from ofahw.reprofile.schedule import on_calendar
+
+    assert on_calendar("17 3 * * *") == "*-*-* 3:17:00"
+    assert on_calendar("*/30 * * * *") == "*-*-* *:0/30:00"
+    assert on_calendar("0 9-17 * * 1-5") == "Mon..Fri *-*-* 9..17:0:00"
+    assert on_calendar("5 0 1,15 * *") == "*-*-1,15 0:5:00"
+    with pytest.raises(ConfigError, match="restrict only one"):
+        on_calendar("0 0 1 * 1")
+
+
+def test_schedule_as_a_systemd_user_timer(lut, tmp_path, monkeypatch, capsys):
+    """Where systemd runs: unit files in the user's folder, enabled through `systemctl --user` (a
+    recording stand-in here, as this machine does not boot with systemd)."""
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    odd = lut.with_name("100% $HOME.csv")
+    shutil.copy2(lut, odd)
+    shutil.copy2(lut.with_suffix(".json"), odd.with_suffix(".json"))
+    assert main(["schedule", "install", "--target", "cpu", "--lut", str(odd), "--every", "hourly", "--via", "systemd",
+                 "--json"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    units = tmp_path / "config" / "systemd" / "user"
+    service = (units / entry["timer"]).with_suffix(".service").read_text()
+    assert "OnCalendar=*-*-* *:17:00" in (units / entry["timer"]).read_text()
+    assert '"100%% $$HOME.csv"' in service.replace(str(odd.parent) + "/", "") and "Type=oneshot" in service
+    assert f"--user enable --now {entry['timer']}" in calls.read_text()
+    assert main(["schedule", "list", "--json"]) == 0
+    assert [e["via"] for e in json.loads(capsys.readouterr().out)["entries"] if e["lut"] == str(odd.resolve())] == ["systemd"]
+    assert main(["schedule", "remove", "--lut", str(odd)]) == 0
+    assert not list(units.glob("ofahw-reprofile-*")) and f"--user disable --now {entry['timer']}" in calls.read_text()

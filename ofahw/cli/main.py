@@ -141,27 +141,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ofahw.cli import reprofile_cmd
 
-    p = sub.add_parser("reprofile", help="re-measure a LUT's sentinels, detect drift, recalibrate (exit 0 no drift, "
-                       "3 recalibrated, 4 uneven drift: re-profile)")
+    p = sub.add_parser("reprofile", help="re-measure a LUT's sentinels, detect drift, and follow it (exit 0 no drift, "
+                       "3 uniform drift: rescaled, 4 uneven drift: re-profiled reusing the blocks that still agree)")
     p.add_argument("--lut", required=True, help="lut/NAME.csv")
     p.add_argument("--target", help="target the LUT was measured on")
     p.add_argument("--restore", type=int, metavar="VERSION", help="put an older version of the LUT back instead")
     p.add_argument("--confirm-after", type=float, default=60.0, metavar="SECONDS",
                    help="on drift, look again after this long and act only if it persists (default: %(default)s)")
+    p.add_argument("--check-only", action="store_true", help="record the check and its verdict; leave the LUT as it is")
     _json(p)
     p.set_defaults(func=reprofile_cmd.reprofile)
-    sched = sub.add_parser("schedule", help="re-profile a LUT periodically (crontab)")
+    sched = sub.add_parser("schedule", help="re-profile a LUT periodically (systemd user timer or crontab)")
     ssub = sched.add_subparsers(title="schedule commands", metavar="ACTION")
-    p = ssub.add_parser("install", help="add (or replace) the crontab entry of a LUT")
+    p = ssub.add_parser("install", help="add (or replace) the schedule of a LUT")
     p.add_argument("--target", required=True)
     p.add_argument("--lut", required=True)
     p.add_argument("--every", default="daily", help="hourly, daily, weekly or a cron expression (default: %(default)s)")
+    p.add_argument("--via", default="auto", choices=["auto", "cron", "systemd"],
+                   help="crontab or a systemd user timer (default: a timer where systemd runs, else cron)")
     _json(p)
     p.set_defaults(func=reprofile_cmd.schedule_install)
     p = ssub.add_parser("list", help="scheduled re-profiling")
     _json(p)
     p.set_defaults(func=reprofile_cmd.schedule_list)
-    p = ssub.add_parser("remove", help="remove the crontab entry of a LUT")
+    p = ssub.add_parser("remove", help="remove the schedule of a LUT")
     p.add_argument("--lut", required=True)
     _json(p)
     p.set_defaults(func=reprofile_cmd.schedule_remove)

@@ -19,17 +19,24 @@ def reprofile(args) -> int:
         return 0
     if not args.target:
         raise UserError("reprofile needs --target (or --restore N)")
-    record = check(args.lut, load_target(args.target), confirm_after_s=args.confirm_after)
+    record = check(args.lut, load_target(args.target), confirm_after_s=args.confirm_after, act=not args.check_only,
+                   progress=True)
     verdict = record["verdict"]
     lines = [f"{verdict} on target {record['target']} ({record['n']} sentinel subnets of {args.lut} re-measured now, "
              f"{record['statistic']}): median new/stored {record['median_ratio']:.3f}, spread {record['spread']:.1%}, "
              f"Kendall tau {record['kendall_tau']:.2f}; threshold ±{record['threshold']:.1%} (from the LUT's own "
              "repeat measurements)"]
-    if "action" in record:
-        lines.append(f"  recalibrated: every entry scaled by {record['action']['scale']:.3f}, predictor refitted; "
-                     f"now version {record['action']['version']} (the previous one is kept in the history folder)")
-    elif verdict == "non-uniform-drift":
-        lines.append(f"  the sentinels moved unevenly: re-profile with `ofahw profile --target {args.target} --out {args.lut} --fresh`")
+    action = record.get("action")
+    if action and action["event"] == "recalibrated":
+        lines.append(f"  recalibrated: every entry scaled by {action['scale']:.3f}, predictor refitted; "
+                     f"now version {action['version']} (the previous one is kept in the history folder)")
+    elif action:
+        lines.append(f"  re-profiled on target {record['target']} in {action['wall_s']:.0f} s: kept {action['kept_blocks']} blocks "
+                     f"that still agree (one new round within ±{action['block_threshold']:.1%}), re-measured "
+                     f"{action['remeasured_blocks']} blocks and {action['networks']} networks, predictor refitted; now "
+                     f"version {action['version']} (the previous one is kept in the history folder)")
+    elif verdict != "no-drift":
+        lines.append("  --check-only: the LUT is left as it is")
     if record.get("first_look") and verdict == "no-drift":
         lines.append(f"  a first look saw {record['first_look']['verdict']} (median {record['first_look']['median_ratio']:.3f}); "
                      f"{args.confirm_after:g} s later it was gone: a slow spell, not drift")
@@ -49,9 +56,10 @@ def report(args) -> int:
 def schedule_install(args) -> int:
     from ofahw.reprofile import schedule
 
-    entry = schedule.install(args.target, args.lut, args.every)
+    entry = schedule.install(args.target, args.lut, args.every, args.via)
+    how = f"systemd user timer {entry['timer']}, OnCalendar={entry['on_calendar']}" if entry["via"] == "systemd" else "crontab"
     emit(args, entry, [f"scheduled `ofahw reprofile --target {args.target}` of {entry['lut']} at '{entry['schedule']}' "
-                       f"(crontab); log: {entry['log']}"])
+                       f"({how}); log: {entry['log']}"])
     return 0
 
 
@@ -59,7 +67,8 @@ def schedule_list(args) -> int:
     from ofahw.reprofile import schedule
 
     found = schedule.entries()
-    emit(args, {"entries": found}, [f"{e['schedule']}  {e['lut']}" for e in found] or ["no re-profiling is scheduled"])
+    emit(args, {"entries": found}, [f"{e['schedule']}  {e['lut']}  ({e['via']})" for e in found]
+         or ["no re-profiling is scheduled"])
     return 0
 
 

@@ -27,10 +27,10 @@ class DriftVerdict:
         return asdict(self)
 
 
-def noise_threshold(table: LatencyTable, floor: float = 0.03, ceiling: float = 0.08) -> float:
-    """The 75th percentile of the whole-network rows' spread between their own rounds, clipped to
-    [floor, ceiling]: drift must exceed what re-measuring an unchanged machine already shows."""
-    spreads = [r["round_spread"] for r in table.networks if r.get("round_spread") is not None]
+def noise_threshold(table: LatencyTable, floor: float = 0.03, ceiling: float = 0.08, kind: str = "network") -> float:
+    """The 75th percentile of the spread between the rounds of the LUT's rows of ``kind``, clipped
+    to [floor, ceiling]: drift must exceed what re-measuring an unchanged machine already shows."""
+    spreads = [r["round_spread"] for r in table.rows if r["kind"] == kind and r.get("round_spread") is not None]
     if not spreads:
         return ceiling
     return float(np.clip(np.percentile(spreads, 75), floor, ceiling))

@@ -1,5 +1,6 @@
-"""``ofahw reprofile``: re-measure a LUT's sentinels on its target, record the check, and on a
-uniform drift rescale the LUT as a new version (the old one kept in the history folder)."""
+"""``ofahw reprofile``: re-measure a LUT's sentinels on its target, record the check, and on drift
+write a new version of the LUT — rescaled (uniform drift) or re-profiled reusing the blocks that still
+agree (uneven drift); the old version is kept in the history folder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import fcntl
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +18,10 @@ import numpy as np
 from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache
 from ofahw.lut import LatencyTable, json_path
-from ofahw.lut.campaign import measure_in_rounds, network_artifact
+from ofahw.lut.campaign import Campaign, measure_in_rounds, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
 from ofahw.measure import Target
-from ofahw.reprofile.drift import OK, UNIFORM, judge, noise_threshold
+from ofahw.reprofile.drift import NON_UNIFORM, OK, UNIFORM, judge, noise_threshold
 from ofahw.space import get_space
 
 SCALED = ("value_ms", "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")
@@ -47,8 +49,11 @@ def lut_lock(csv_path: Path):
         yield
 
 
-def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after_s: float = 60.0) -> dict:
-    """Check ``csv_path`` against ``target`` now; returns the record written to the history.
+def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after_s: float = 60.0, act: bool = True,
+              progress: bool = False) -> dict:
+    """Check ``csv_path`` against ``target`` now; returns the record written to the history. With
+    ``act``, a uniform drift rescales the LUT and an uneven one re-profiles it (reusing the blocks
+    that still agree), each as a new version.
 
     A check that sees drift looks again after ``confirm_after_s`` and acts on the second look only
     if it agrees: a shared machine has slow spells of tens of seconds (seen here: +40% for ~30 s)
@@ -81,8 +86,10 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
                   "first_look": first,
                   "sentinels": {r["key"]: [float(s), float(n)] for r, s, n in zip(sentinels, stored, new, strict=True)},
                   "unsettled": int(sum(not m.settled for m in measured))}
-        if verdict.verdict == UNIFORM:
+        if verdict.verdict == UNIFORM and act:
             record["action"] = _rescale(csv_path, table, space, verdict.median_ratio, record["at"])
+        elif verdict.verdict == NON_UNIFORM and act:
+            record["action"] = _reprofile_uneven(csv_path, table, space, target, seed, record["at"], progress)
         history = history_dir(csv_path)
         history.mkdir(exist_ok=True)
         with open(history / "checks.jsonl", "a", encoding="utf-8") as fh:
@@ -90,23 +97,71 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
         return record
 
 
-def _rescale(csv_path: Path, table: LatencyTable, space, scale: float, at: str) -> dict:
-    """Keep the current version in the history folder, then write the LUT scaled by ``scale`` with
-    its predictor refitted, as the next version."""
+def _keep_version(csv_path: Path, table: LatencyTable) -> int:
+    """Copy the LUT's current version into the history folder; return its number."""
     version = int(table.meta.get("version", 1))
     history = history_dir(csv_path)
     history.mkdir(exist_ok=True)
     shutil.copy2(csv_path, history / f"v{version}.csv")
     shutil.copy2(json_path(csv_path), history / f"v{version}.json")
+    return version
+
+
+def _write_version(csv_path: Path, table: LatencyTable, history: list[dict], event: dict) -> dict:
+    table.meta["version"] = event["version"]
+    table.meta["history"] = [*history, event]
+    table.write(csv_path)
+    return event
+
+
+def _rescale(csv_path: Path, table: LatencyTable, space, scale: float, at: str) -> dict:
+    """Keep the current version in the history folder, then write the LUT scaled by ``scale`` with
+    its predictor refitted, as the next version."""
+    version = _keep_version(csv_path, table)
     for row in table.rows:
         for column in SCALED:
             if row.get(column) is not None:
                 row[column] = float(row[column]) * scale
     table.meta["predictor"], table.meta["report"] = fit_predictor(table, space)
-    table.meta["version"] = version + 1
     event = {"version": version + 1, "event": "recalibrated", "scale": scale, "at": at}
-    table.meta.setdefault("history", []).append(event)
-    table.write(csv_path)
+    return _write_version(csv_path, table, table.meta.get("history", []), event)
+
+
+def _reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target, seed: int, at: str,
+                      progress: bool) -> dict:
+    """After uneven drift: measure every block once and keep those that still agree with the LUT
+    (within the spread of their own rounds); re-profile the others and every network (the
+    predictor's ground truth), refit, and write the result as the next version.
+
+    The work LUT and its journal live in the history folder, so an interrupted run resumes there."""
+    start = time.monotonic()
+    stat, threshold = table.statistic, noise_threshold(table, kind="block")
+    parts = {}
+    for r in table.meta["resolutions"]:  # a block shared by several resolutions is listed at the first, as in a campaign
+        for key, part in space.catalogue([r]).items():
+            parts.setdefault(key, part)
+    blocks = list(table.blocks.values())
+    cache = OnnxCache()
+    with target:
+        quick = measure_in_rounds(target, [part_artifact(parts[b["key"]], cache) for b in blocks],
+                                  replace(target.protocol, rounds=1), seed=seed)
+    agree = [abs(m.value(stat) / b["value_ms"] - 1.0) <= threshold for m, b in zip(quick, blocks, strict=True)]
+    kept = [b for b, a in zip(blocks, agree, strict=True) if a]
+    version = int(table.meta.get("version", 1))
+    work = history_dir(csv_path) / f"reprofile-v{version + 1}.csv"
+    work.parent.mkdir(exist_ok=True)
+    # The target's fingerprint may differ from the LUT's (its runtime options changed): the new version is its.
+    meta = {**table.meta, "target": {**table.meta["target"], "fingerprint": target.fingerprint()}}
+    LatencyTable(kept, meta).write(work)
+    result = Campaign(space, target, work, table.meta["resolutions"], samples=len(table.networks), seed=seed,
+                      cache=cache, progress=progress, log=lambda m: None).run()
+    _keep_version(csv_path, table)
+    event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept),
+             "remeasured_blocks": len(blocks) - len(kept), "networks": len(result.table.networks),
+             "block_threshold": threshold, "wall_s": round(time.monotonic() - start, 1)}
+    _write_version(csv_path, result.table, table.meta.get("history", []), event)
+    work.unlink()
+    json_path(work).unlink()
     return event
 
 
@@ -120,13 +175,7 @@ def restore(csv_path: str | Path, version: int) -> dict:
         raise UserError(f"no version {version} of {csv_path} is kept (kept: {', '.join(kept) or 'none'})")
     with lut_lock(csv_path):
         current = LatencyTable.read(csv_path)
-        now = int(current.meta.get("version", 1))
-        shutil.copy2(csv_path, history / f"v{now}.csv")
-        shutil.copy2(json_path(csv_path), history / f"v{now}.json")
-        table = LatencyTable.read(old_csv)
-        table.meta["version"] = now + 1
+        now = _keep_version(csv_path, current)
         event = {"version": now + 1, "event": f"restored version {version}",
                  "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        table.meta.setdefault("history", []).append(event)
-        table.write(csv_path)
-    return event
+        return _write_version(csv_path, LatencyTable.read(old_csv), current.meta.get("history", []), event)
