@@ -32,7 +32,8 @@ def reprofile(args) -> int:
                      f"now version {action['version']} (the previous one is kept in the history folder)")
     elif action:
         lines.append(f"  re-profiled on target {record['target']} in {action['wall_s']:.0f} s: kept {action['kept_blocks']} blocks "
-                     f"that still agree (one new round within ±{action['block_threshold']:.1%}), re-measured "
+                     f"that moved with the median block (one new round within ±{action['block_threshold']:.1%}; rescaled by "
+                     f"{action['kept_scale']:.3f}), re-measured "
                      f"{action['remeasured_blocks']} blocks and {action['networks']} networks, predictor refitted; now "
                      f"version {action['version']} (the previous one is kept in the history folder)")
     elif verdict != "no-drift":

@@ -89,7 +89,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
         if verdict.verdict == UNIFORM and act:
             record["action"] = _rescale(csv_path, table, space, verdict.median_ratio, record["at"])
         elif verdict.verdict == NON_UNIFORM and act:
-            record["action"] = _reprofile_uneven(csv_path, table, space, target, seed, record["at"], progress)
+            record["action"] = reprofile_uneven(csv_path, table, space, target, seed, record["at"], progress)
         history = history_dir(csv_path)
         history.mkdir(exist_ok=True)
         with open(history / "checks.jsonl", "a", encoding="utf-8") as fh:
@@ -114,24 +114,25 @@ def _write_version(csv_path: Path, table: LatencyTable, history: list[dict], eve
     return event
 
 
+def _scaled(row: dict, scale: float) -> dict:
+    return {**row, **{c: float(row[c]) * scale for c in SCALED if row.get(c) is not None}}
+
+
 def _rescale(csv_path: Path, table: LatencyTable, space, scale: float, at: str) -> dict:
     """Keep the current version in the history folder, then write the LUT scaled by ``scale`` with
     its predictor refitted, as the next version."""
     version = _keep_version(csv_path, table)
-    for row in table.rows:
-        for column in SCALED:
-            if row.get(column) is not None:
-                row[column] = float(row[column]) * scale
+    table.rows = [_scaled(row, scale) for row in table.rows]
     table.meta["predictor"], table.meta["report"] = fit_predictor(table, space)
     event = {"version": version + 1, "event": "recalibrated", "scale": scale, "at": at}
     return _write_version(csv_path, table, table.meta.get("history", []), event)
 
 
-def _reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target, seed: int, at: str,
+def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target, seed: int, at: str,
                       progress: bool) -> dict:
-    """After uneven drift: measure every block once and keep those that still agree with the LUT
-    (within the spread of their own rounds); re-profile the others and every network (the
-    predictor's ground truth), refit, and write the result as the next version.
+    """After uneven drift: measure every block once; keep those that moved with the median block
+    (within the spread of their own rounds), rescaled by it; re-profile the others and every
+    network (the predictor's ground truth), refit, and write the result as the next version.
 
     The work LUT and its journal live in the history folder, so an interrupted run resumes there."""
     start = time.monotonic()
@@ -145,8 +146,9 @@ def _reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target
     with target:
         quick = measure_in_rounds(target, [part_artifact(parts[b["key"]], cache) for b in blocks],
                                   replace(target.protocol, rounds=1), seed=seed)
-    agree = [abs(m.value(stat) / b["value_ms"] - 1.0) <= threshold for m, b in zip(quick, blocks, strict=True)]
-    kept = [b for b, a in zip(blocks, agree, strict=True) if a]
+    ratios = np.array([m.value(stat) / b["value_ms"] for m, b in zip(quick, blocks, strict=True)])
+    common = float(np.median(ratios))  # the machine's overall move, which the kept blocks follow
+    kept = [_scaled(b, common) for b, r in zip(blocks, ratios, strict=True) if abs(r / common - 1.0) <= threshold]
     version = int(table.meta.get("version", 1))
     work = history_dir(csv_path) / f"reprofile-v{version + 1}.csv"
     work.parent.mkdir(exist_ok=True)
@@ -156,7 +158,7 @@ def _reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target
     result = Campaign(space, target, work, table.meta["resolutions"], samples=len(table.networks), seed=seed,
                       cache=cache, progress=progress, log=lambda m: None).run()
     _keep_version(csv_path, table)
-    event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept),
+    event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept), "kept_scale": common,
              "remeasured_blocks": len(blocks) - len(kept), "networks": len(result.table.networks),
              "block_threshold": threshold, "wall_s": round(time.monotonic() - start, 1)}
     _write_version(csv_path, result.table, table.meta.get("history", []), event)
