@@ -53,8 +53,10 @@ def main() -> None:
             measured = rows[f"measured_{result['statistic']}_ms"]
             alone = rows[f"members_alone_{mode}_ms"]
             s, a = result["search_model"], result["members_alone_model"]
+            lut_model = (f"LUT model MAPE {s['mape']:.1%}, tau {s['kendall_tau']:.2f}" if all(t.name == model.target for t in targets)
+                         else f"LUT model n/a (members on other targets than {model.target})")
             print(f"{mode:8s} ({'max' if mode == 'parallel' else 'sum'} of members, {result['statistic']}): "
-                  f"LUT model MAPE {s['mape']:.1%}, tau {s['kendall_tau']:.2f}; members measured alone MAPE {a['mape']:.1%}; "
+                  f"{lut_model}; members measured alone MAPE {a['mape']:.1%}; "
                   f"measured / members-alone model: median {np.median(measured / alone):.2f} "
                   f"(min {np.min(measured / alone):.2f}, max {np.max(measured / alone):.2f}); "
                   f"measured {np.min(measured):.3g}-{np.max(measured):.3g} ms")
