@@ -26,6 +26,17 @@ from ofahw.search.archive import reference_point
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ofa_mbv3_w1.0_imagenet_top1.dev.jsonl"
 
 
+def held_out_fit(configs: list[dict], y: np.ndarray, space, seed: int) -> tuple[str, int, int, float, float]:
+    """Fit on a random 80% and score on the other 20%: (chosen model, n train, n test, Kendall tau, RMSE)."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    cut = int(0.8 * len(y))
+    train, test = order[:cut], order[cut:]
+    held = FittedAccuracyPredictor.fit([configs[i] for i in train], y[train], space, seed=seed)
+    predicted = held.predict_encoded(np.array([held.space.encode(configs[i]) for i in test]))
+    return (held.report["chosen"], len(train), len(test), float(kendalltau(y[test], predicted).statistic),
+            float(np.sqrt(np.mean((predicted - y[test]) ** 2))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lut", default="lut/cpu-w1.0.csv")
@@ -37,18 +48,13 @@ def main() -> None:
 
     model = LutLatencyModel.load(args.lut)
     configs, y = load_accuracy_data(args.data, model.space)
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(y))
-    cut = int(0.8 * len(y))
-    train, test = order[:cut], order[cut:]
-    held = FittedAccuracyPredictor.fit([configs[i] for i in train], y[train], model.space, seed=args.seed)
-    X_test = np.array([held.space.encode(configs[i]) for i in test])
-    tau = kendalltau(y[test], held.predict_encoded(X_test)).statistic
-    rmse = float(np.sqrt(np.mean((held.predict_encoded(X_test) - y[test]) ** 2)))
+    splits = [held_out_fit(configs, y, model.space, seed) for seed in range(args.seed, args.seed + 5)]
+    (chosen, n_train, n_test, tau, rmse), taus = splits[0], [s[3] for s in splits]
     print(f"ofahw bench_search — LUT {args.lut} (target {model.target}, {model.space.name}, resolutions "
           f"{model.table.meta['resolutions']}); accuracy data {args.data} ({len(y)} subnets, measured ImageNet top-1)")
-    print(f"fitted accuracy predictor ({held.report['chosen']}), trained on {len(train)}, held-out {len(test)}: "
-          f"Kendall tau {tau:.3f} (goal >= 0.9), RMSE {rmse * 100:.2f} points")
+    print(f"fitted accuracy predictor ({chosen}), trained on {n_train}, held-out {n_test} (split seed {args.seed}): "
+          f"Kendall tau {tau:.3f} (goal >= 0.9), RMSE {rmse * 100:.2f} points; over 5 random 80/20 splits: tau "
+          f"{np.mean(taus):.3f} mean, {min(taus):.3f}-{max(taus):.3f} ({', '.join(s[0] for s in splits)})")
 
     accuracy = FittedAccuracyPredictor.fit(configs, y, model.space, seed=args.seed)  # all data for the searches
     space = model.space.with_resolutions(sorted(set(model.table.meta["resolutions"]) & set(accuracy.space.resolutions)))
