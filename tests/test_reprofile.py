@@ -141,6 +141,36 @@ def test_schedule_install_list_remove(lut, capsys):
         schedule._write(before)
 
 
+def test_an_interrupted_reprofile_leaves_the_lut_intact_and_resumes(lut):
+    before = lut.read_bytes()
+    sentinels = LatencyTable.read(lut).meta["sentinels"]
+    uneven = {k: 1.6 for k in sentinels[::2]}
+    target = stand_in(lut, uneven)
+    blocks, measure = set(LatencyTable.read(lut).blocks), target.measure
+    seen, campaign = [], []
+
+    def killed_midway(artifact, protocol=None):
+        if len(seen) < len(blocks):  # the checks, then the quick pass over every block
+            seen.extend([artifact.key] if artifact.key in blocks else [])
+        else:  # the re-profile proper: killed at its 5th measurement
+            campaign.append(artifact.key)
+            if len(campaign) == 5:
+                raise KeyboardInterrupt
+        return measure(artifact, protocol)
+
+    target.measure = killed_midway
+    with pytest.raises(KeyboardInterrupt):
+        reprofile(lut, target, confirm_after_s=0)
+    assert lut.read_bytes() == before
+    journal = next(history_dir(lut).glob("reprofile-v2.csv.journal"))
+    done = len(journal.read_text().splitlines()) - 1
+    assert done == 4  # the rounds finished before the interruption are kept
+
+    record = reprofile(lut, stand_in(lut, uneven), confirm_after_s=0)
+    assert record["action"]["event"] == "re-profiled" and LatencyTable.read(lut).meta["version"] == 2
+    assert not list(history_dir(lut).glob("reprofile-*"))
+
+
 def test_cron_expressions_become_systemd_calendars():
     from ofahw.errors import ConfigError
     from ofahw.reprofile.schedule import on_calendar
