@@ -126,14 +126,15 @@ def test_schedule_install_list_remove(lut, capsys):
 
     before = schedule._read()
     try:
-        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "hourly"]) == 0
-        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "*/30 * * * *"]) == 0
+        cron = ["--via", "cron"]
+        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "hourly", *cron]) == 0
+        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "*/30 * * * *", *cron]) == 0
         found = [e for e in schedule.entries() if e["lut"] == str(lut.resolve())]
         assert len(found) == 1 and found[0]["schedule"] == "*/30 * * * *"  # replaced, not doubled
         assert "reprofile --target cpu" in found[0]["command"] and ".reprofile.log" in found[0]["command"]
         assert main(["schedule", "list", "--json"]) == 0
         capsys.readouterr()
-        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "sometimes"]) == 2
+        assert main(["schedule", "install", "--target", "cpu", "--lut", str(lut), "--every", "sometimes", *cron]) == 2
         assert main(["schedule", "remove", "--lut", str(lut)]) == 0
         assert not [e for e in schedule.entries() if e["lut"] == str(lut.resolve())]
         assert main(["schedule", "remove", "--lut", str(lut)]) == 2

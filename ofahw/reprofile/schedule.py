@@ -60,8 +60,14 @@ def _log(lut: Path) -> Path:
 
 
 def systemd_runs() -> bool:
-    """Whether the machine was booted with systemd (its runtime folder exists) and has ``systemctl``."""
-    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+    """Whether the machine was booted with systemd (its runtime folder exists) and this user's
+    service manager answers (it does not in many containers and bare SSH sessions)."""
+    if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
+        return False
+    try:
+        return subprocess.run(["systemctl", "--user", "show-environment"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict:
