@@ -39,6 +39,18 @@ def write_front(path, rows):
     return path
 
 
+def write_probs(folder, keys, probs, labels):
+    """What `ofahw evaluate` writes for ``keys``: labels.npy, probs/KEY.npy and probs/index.json; returns the index."""
+    (folder / "probs").mkdir(parents=True)
+    np.save(folder / "labels.npy", labels.astype(np.int32))
+    index = {}
+    for key, p in zip(keys, probs, strict=True):
+        np.save(folder / "probs" / f"{key}.npy", p)
+        index[key] = {"file": f"{key}.npy", "shape": list(p.shape), "dtype": "float16"}
+    (folder / "probs" / "index.json").write_text(json.dumps(index))
+    return index
+
+
 def test_scores_match_averaging_the_full_tables():
     probs, labels = tables()
     X = all_subsets()
@@ -82,16 +94,10 @@ def test_search_finds_the_brute_force_front(mode):
 def test_cli_ensemble(tmp_path, capsys):
     probs, labels = tables(2)
     run = tmp_path / "eval"
-    (run / "probs").mkdir(parents=True)
-    np.save(run / "labels.npy", labels.astype(np.int32))
-    index, rows = {}, []
-    for i, p in enumerate(probs):
-        key = f"{i:016x}"
-        np.save(run / "probs" / f"{key}.npy", p)
-        index[key] = {"file": f"{key}.npy", "shape": list(p.shape), "dtype": "float16"}
-        rows.append({"rank": i, "config_hash": key, "top1": 0.5, "latency_ms@cpu": 1.0 + i,
-                     "latency_ms@cpu_source": "predicted: test", "config": "{}"})
-    (run / "probs" / "index.json").write_text(json.dumps(index))
+    keys = [f"{i:016x}" for i in range(len(probs))]
+    index = write_probs(run, keys, probs, labels)
+    rows = [{"rank": i, "config_hash": key, "top1": 0.5, "latency_ms@cpu": 1.0 + i,
+             "latency_ms@cpu_source": "predicted: test", "config": "{}"} for i, key in enumerate(keys)]
     front = write_front(tmp_path / "pareto.csv", rows)
     out = tmp_path / "ens"
     argv = ["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", "parallel", "--pop-size", "20",
@@ -116,15 +122,10 @@ def small_real_front(tmp_path):
     configs = space.sample(3, np.random.default_rng(4), [128])
     probs, labels = tables(3)
     run = tmp_path / "eval"
-    (run / "probs").mkdir(parents=True)
-    np.save(run / "labels.npy", labels.astype(np.int32))
-    index, rows = {}, []
-    for i, config in enumerate(configs):
-        key = space.config_hash(config)
-        np.save(run / "probs" / f"{key}.npy", probs[i])
-        index[key] = {"file": f"{key}.npy"}
-        rows.append({"config_hash": key, "latency_ms@cpu": 2.0 + i, "config": json.dumps(config)})
-    (run / "probs" / "index.json").write_text(json.dumps(index))
+    keys = [space.config_hash(c) for c in configs]
+    write_probs(run, keys, probs[: len(keys)], labels)
+    rows = [{"config_hash": key, "latency_ms@cpu": 2.0 + i, "config": json.dumps(config)}
+            for i, (key, config) in enumerate(zip(keys, configs, strict=True))]
     return write_front(tmp_path / "pareto.csv", rows), run / "probs"
 
 
@@ -166,3 +167,22 @@ def test_cli_ensemble_members_spread_over_two_devices(tmp_path, capsys):
     assert main([*argv, "--mode", "serial", "--out", str(tmp_path / "ser")]) == 2
     assert "serial ensembles run on one target" in capsys.readouterr().err
 
+
+
+def test_a_device_without_group_timing_takes_one_member_each(tmp_path):
+    """Only a device dealt two or more members needs group timing."""
+    from conftest import fast_cpu_target
+
+    from ofahw.ensemble.verify import verify_ensembles
+    from ofahw.errors import UserError
+    from ofahw.space import get_space
+
+    space = get_space("ofa-mbv3-w1.0")
+    configs = {space.config_hash(c): c for c in space.sample(3, np.random.default_rng(5), [128])}
+    keys = sorted(configs)
+    grouped, single = fast_cpu_target(), fast_cpu_target()
+    single.times_groups = False
+    result = verify_ensembles(space, configs, [keys], np.ones(1), "parallel", [grouped, single], tmp_path / "v.csv")
+    assert result["n"] == 1  # grouped runs two members, single one
+    with pytest.raises(UserError, match="cannot run several members at once"):
+        verify_ensembles(space, configs, [keys], np.ones(1), "parallel", [single, grouped], tmp_path / "w.csv")

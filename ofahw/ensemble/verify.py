@@ -39,8 +39,9 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     not part of the figure. Each target uses its network protocol; the best settled round is kept."""
     if mode == "serial" and len(targets) > 1:
         raise UserError("serial ensembles run on one target; spreading members over devices needs --mode parallel")
+    shares = [spread(e, targets) for e in ensembles]
     for target in targets:
-        if not target.times_groups and any(len(share) > 1 for e in ensembles for share in spread(e, targets).values()):
+        if not target.times_groups and any(len(s.get(target, [])) > 1 for s in shares):
             raise UserError(f"target '{target.name}' ({target.kind}) cannot run several members at once; "
                             f"give at least as many targets as members")
     cache = OnnxCache()
@@ -49,18 +50,17 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     with contextlib.ExitStack() as stack, concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
         for target in targets:
             stack.enter_context(target)
-        alone = _members_alone(ensembles, targets, artifacts, pool)
-        groups = [_group(spread(e, targets), mode, artifacts, pool) for e in ensembles]
+        alone = _members_alone(shares, targets, artifacts, pool)
+        groups = [_group(s, mode, artifacts, pool) for s in shares]
     combine = max if mode == "parallel" else sum
-    from_members = np.array([combine(alone[t, k].value(stat) for t, share in spread(e, targets).items() for k in share)
-                             for e in ensembles])
+    from_members = np.array([combine(alone[t, k].value(stat) for t, share in s.items() for k in share) for s in shares])
     measured = np.array([max(m.value(stat) for m in g.values()) for g in groups])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["members", "n_members", "modelled_ms", f"members_alone_{mode}_ms", f"measured_{stat}_ms",
                      "modelled_over_measured", "settled", "measured_on"])
-    for e, model, mem, meas, g in zip(ensembles, modelled_ms, from_members, measured, groups, strict=True):
-        on = " ".join(f"{t.name}:{'+'.join(share)}" for t, share in spread(e, targets).items())
+    for e, s, model, mem, meas, g in zip(ensembles, shares, modelled_ms, from_members, measured, groups, strict=True):
+        on = " ".join(f"{t.name}:{'+'.join(share)}" for t, share in s.items())
         writer.writerow(["+".join(e), len(e), f"{model:.6g}", f"{mem:.6g}", f"{meas:.6g}", f"{model / meas:.4f}",
                          all(m.settled for m in g.values()), on])
     atomic_write_text(out_csv, buffer.getvalue())
@@ -69,9 +69,9 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
             "members_alone_model": fidelity(measured, from_members)}
 
 
-def _members_alone(ensembles, targets, artifacts, pool) -> dict[tuple[Target, str], Measurement]:
+def _members_alone(shares, targets, artifacts, pool) -> dict[tuple[Target, str], Measurement]:
     """Each member measured alone on every device it is dealt to (the devices measure at once)."""
-    used = {t: sorted({k for e in ensembles for k in spread(e, targets).get(t, [])}) for t in targets}
+    used = {t: sorted({k for s in shares for k in s.get(t, [])}) for t in targets}
 
     def on(target: Target) -> dict:
         names = used[target]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,9 @@ import numpy as np
 from ofahw._io import atomic_write_bytes, cache_dir
 
 OPSET = 17
+# torch.onnx.export keeps process-wide state (seen failing with two targets exporting from two
+# threads, as ensemble members spread over devices do): one export at a time.
+_EXPORT_LOCK = threading.Lock()
 
 
 class ExportError(RuntimeError):
@@ -32,7 +36,7 @@ def export_onnx(module, input_shape: tuple[int, ...], opset: int = OPSET, rtol: 
 
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32))
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         # Constant folding is left to the runtime's graph optimiser; doing it here only slows export.
         torch.onnx.export(module, (x,), buffer, opset_version=opset, dynamo=False, do_constant_folding=False,

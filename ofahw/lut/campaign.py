@@ -79,6 +79,16 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
     return best
 
 
+def block_parts(space: Space, resolutions) -> dict[str, tuple[int, Part]]:
+    """Every distinct block of ``space`` at ``resolutions``, by key, with the resolution it is
+    measured at: a block shared by several resolutions is listed at the first."""
+    parts: dict[str, tuple[int, Part]] = {}
+    for r in resolutions:
+        for key, part in space.catalogue([r]).items():
+            parts.setdefault(key, (r, part))
+    return parts
+
+
 def journal_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.name + ".journal")
 
@@ -150,11 +160,8 @@ class Campaign:
     # -- plan --------------------------------------------------------------------------------
     def plan(self) -> list[Item]:
         """Every block at every resolution, then ``samples`` stratified networks (seeded)."""
-        blocks: dict[str, Item] = {}
-        for r in self.resolutions:  # a block shared by several resolutions is listed at the first
-            for key, part in self.space.catalogue([r]).items():
-                blocks.setdefault(key, Item("block", key, r, (1, *part.input_shape), part=part))
-        items = list(blocks.values())
+        items = [Item("block", key, r, (1, *part.input_shape), part=part)
+                 for key, (r, part) in block_parts(self.space, self.resolutions).items()]
         rng = np.random.default_rng(self.seed)
         for config in self.space.sample_stratified(self.samples, rng, self.resolutions):
             items.append(Item("network", self.space.config_hash(config), config["r"], (1, 3, config["r"], config["r"]), config=config))

@@ -18,7 +18,6 @@ from ofahw._io import atomic_write_bytes, cache_dir
 from ofahw.errors import TargetError
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
 from ofahw.measure.metadata import host_metadata
-from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 from ofahw.measure.target import Artifact, Target
 
 PRECISIONS = ("fp32", "fp16")
@@ -109,22 +108,20 @@ class _StreamTarget(Target):
     def _prepare(self, artifact: Artifact) -> Callable[[], None]:
         return self._timed(self._launcher(artifact, self.stream))
 
-    def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:
-        """Time an ensemble on the GPU: ``serial`` launches the members one after another on the
-        timed stream; ``parallel`` forks each member onto a stream of its own and joins them, so a
-        sample lasts until the slowest member is done (the GPU shares its units among them)."""
-        if not self._open:
-            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack) -> Callable[[], None]:
+        """On the GPU: ``serial`` launches the members one after another on the timed stream;
+        ``parallel`` forks each member onto a stream of its own and joins them, so a sample lasts
+        until the slowest member is done (the GPU shares its units among them)."""
         torch = self.torch
         streams = [self.stream if mode == "serial" else torch.cuda.Stream() for _ in artifacts]
         launches = [self._launcher(a, s) for a, s in zip(artifacts, streams, strict=True)]
         fork, joins = torch.cuda.Event(), [torch.cuda.Event() for _ in artifacts]
 
-        def group():
-            if mode == "serial":
-                for launch in launches:
-                    launch()
-                return
+        def serial():
+            for launch in launches:
+                launch()
+
+        def parallel():
             fork.record(self.stream)
             for stream, launch, join in zip(streams, launches, joins, strict=True):
                 stream.wait_event(fork)
@@ -133,11 +130,7 @@ class _StreamTarget(Target):
             for join in joins:
                 self.stream.wait_event(join)
 
-        run_once = self._timed(group)
-        try:
-            return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
-        finally:
-            self._release()
+        return self._timed(serial if mode == "serial" else parallel)
 
     def _timed(self, launch: Callable[[], None]) -> Callable[[], None]:
         self._clock_source = _EventClock(self.torch, self.stream)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -98,22 +100,28 @@ class Target(ABC):
 
     def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:
         """Time several models run as one (an ensemble): one after another (``serial``) or all at
-        once in threads (``parallel``), each sample the time until the last one is done. Host-clock
-        targets only; device-clock targets say so."""
-        import concurrent.futures
-
+        once (``parallel``), each sample the time until the last one is done. Targets whose
+        ``times_groups`` is false refuse."""
         if not self._open:
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
         if not self.times_groups:
             raise TargetError(f"target '{self.name}' ({self.kind}) cannot time groups of models yet")
-        runs = [self._prepare(a) for a in artifacts]  # each closure keeps its own session
-        try:
-            if mode == "serial":
-                return run_protocol(lambda: [run() for run in runs], protocol or self.protocol)
-            with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
-                return run_protocol(lambda: list(pool.map(lambda run: run(), runs)), protocol or self.protocol)
-        finally:
-            self._release()
+        self._per_call = 1
+        with contextlib.ExitStack() as stack:
+            run_once = self._prepare_group(artifacts, mode, stack)
+            try:
+                return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
+            finally:
+                self._release()
+
+    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack: contextlib.ExitStack) -> Callable[[], None]:
+        """Load ``artifacts`` and return a callable that runs them as a group: here, host threads
+        (one per model, each closure keeping its own session); ``stack`` closes what it opens."""
+        runs = [self._prepare(a) for a in artifacts]
+        if mode == "serial":
+            return lambda: [run() for run in runs]
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(len(runs)))
+        return lambda: list(pool.map(lambda run: run(), runs))
 
     def measure_batch(self, jobs: list[tuple[Artifact, Protocol]]) -> Iterator[Measurement]:
         """Measurements of ``jobs`` in order, each yielded as soon as it is done."""

@@ -18,7 +18,7 @@ import numpy as np
 from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache
 from ofahw.lut import LatencyTable, json_path
-from ofahw.lut.campaign import Campaign, measure_in_rounds, network_artifact, part_artifact
+from ofahw.lut.campaign import Campaign, block_parts, measure_in_rounds, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
 from ofahw.measure import Target
 from ofahw.reprofile.drift import NON_UNIFORM, OK, UNIFORM, judge, noise_threshold
@@ -137,14 +137,11 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     The work LUT and its journal live in the history folder, so an interrupted run resumes there."""
     start = time.monotonic()
     stat, threshold = table.statistic, noise_threshold(table, kind="block")
-    parts = {}
-    for r in table.meta["resolutions"]:  # a block shared by several resolutions is listed at the first, as in a campaign
-        for key, part in space.catalogue([r]).items():
-            parts.setdefault(key, part)
+    parts = block_parts(space, table.meta["resolutions"])
     blocks = list(table.blocks.values())
     cache = OnnxCache()
     with target:
-        quick = measure_in_rounds(target, [part_artifact(parts[b["key"]], cache) for b in blocks],
+        quick = measure_in_rounds(target, [part_artifact(parts[b["key"]][1], cache) for b in blocks],
                                   replace(target.protocol, rounds=1), seed=seed)
     ratios = np.array([m.value(stat) / b["value_ms"] for m, b in zip(quick, blocks, strict=True)])
     common = float(np.median(ratios))  # the machine's overall move, which the kept blocks follow
