@@ -72,6 +72,7 @@ class _Run:
         self.history: list[dict] = []
         self.generation, self.n_evaluated, self.wall_s = 0, 0, 0.0
         self.engine = None
+        self.ofa_best: tuple[np.ndarray, np.ndarray] | None = None  # ofa-ea: the best subnet per latency limit
         if settings.algorithm in PYMOO:
             self.engine = make_pymoo_algorithm(settings.algorithm, problem.n_obj, settings.pop_size,
                                                settings.mutation_rate, settings.crossover_prob)
@@ -129,7 +130,7 @@ def run_search(problem: SubnetProblem, settings: SearchSettings, checkpoint: Pat
     start = time.perf_counter() - run.wall_s
     if settings.algorithm in ("ofa-ea", "random"):
         _baseline(problem, run)
-    while run.generation < settings.generations and settings.algorithm not in ("ofa-ea", "random"):
+    while run.generation < settings.generations:  # a baseline has run whole above
         if settings.algorithm in PYMOO:
             run.engine.next()
             front = _pymoo_front(run.engine)[1]
