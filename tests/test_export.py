@@ -22,10 +22,10 @@ def test_block_export_is_valid_and_matches_torch(tmp_path):
 
 
 class _Unstable(torch.nn.Module):
-    """Traced with one random draw, then evaluated with another: ONNX and torch disagree."""
+    """Exports a different graph from the one torch runs: ONNX and torch disagree, every time."""
 
     def forward(self, x):
-        return x + torch.rand(1)
+        return x + 1.0 if torch.onnx.is_in_onnx_export() else x
 
 
 def test_export_that_disagrees_with_torch_is_refused():
