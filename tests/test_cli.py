@@ -117,3 +117,19 @@ def test_console_script_without_traceback(tmp_path):
     assert result.stderr.strip() == "ofahw: error: LUT nope.csv does not exist"
     for argv in (["--help"], ["profile", "--help"], ["predict", "--help"], ["targets", "check", "--help"], ["lut", "import", "--help"]):
         assert subprocess.run([sys.executable, "-m", "ofahw.cli.main", *argv], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("spread, warned", [(0.02, False), (0.30, True)])
+def test_profile_summary_warns_of_an_unsteady_device(profiled_lut, spread, warned):
+    from ofahw.cli.commands import _profile_summary
+    from ofahw.lut import LatencyTable
+    from ofahw.lut.campaign import ProfileResult
+    from ofahw.measure import load_target
+
+    table = LatencyTable.read(profiled_lut)
+    for row in table.rows:
+        row["round_spread"] = spread
+    payload, lines = _profile_summary(ProfileResult(table, profiled_lut, 1, 0, wall_s=2.0, timed_s=1.0),
+                                      load_target("cpu"), get_space(SPACE))
+    assert payload["median_block_round_spread"] == spread
+    assert any("unsteady" in line and "30%" in line for line in lines) == warned
