@@ -27,7 +27,7 @@ from ofahw.export import OnnxCache
 from ofahw.lut import LatencyTable, json_path
 from ofahw.lut.campaign import measure_in_rounds, network_artifact
 from ofahw.measure import load_target
-from ofahw.reprofile import OK, judge, noise_threshold
+from ofahw.reprofile import OK, UNSTEADY, judge, noise_threshold, steady_limit
 from ofahw.reprofile.run import reprofile_uneven
 from ofahw.space import get_space
 
@@ -56,11 +56,11 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
     rows = {r["key"]: r for r in table.networks}
     sentinels = [rows[k] for k in table.meta["sentinels"]]
     stored = np.array([r["value_ms"] for r in sentinels])
-    threshold = noise_threshold(table)
+    threshold, limit = noise_threshold(table), steady_limit(table)
     protocol = target.protocol.for_network()
     cache = OnnxCache()
     artifacts = [network_artifact(space, r["config"], cache) for r in sentinels]
-    news, times = [], []
+    news, spreads, times = [], [], []
     with target:
         for i in range(n_checks):
             if i:
@@ -68,8 +68,10 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
             times.append(time.monotonic())
             measured = measure_in_rounds(target, artifacts, protocol, seed=i)
             news.append(np.array([m.value(table.statistic) for m in measured]))
-            v = judge(stored, news[-1], threshold)
-            print(f"check {i + 1:2d}: {v.verdict:18s} median ratio {v.median_ratio:.3f} spread {v.spread:.1%}", flush=True)
+            spreads.append([m.round_spread for m in measured])
+            v = judge(stored, news[-1], threshold, spreads[-1], limit)
+            print(f"check {i + 1:2d}: {v.verdict:18s} median ratio {v.median_ratio:.3f} spread {v.spread:.1%} "
+                  f"rounds {v.round_spread:.1%}", flush=True)
     # `ofahw reprofile` acts only when a second look CONFIRM_S later agrees: pair each check with the first one
     # that started at least that much later
     later = [next((j for j in range(i + 1, len(times)) if times[j] - times[i] >= CONFIRM_S), None) for i in range(len(times))]
@@ -78,8 +80,8 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
     def alarms(scale: float, slower: bool) -> tuple[int, int]:
         """Alarms over the checks, and over the confirmed pairs; with ``slower``, only alarms that see the
         device slower (a look that reads it faster has not detected a slow-down)."""
-        verdicts = [judge(stored, n * scale, threshold) for n in news]
-        alarm = [v.verdict != OK and (v.median_ratio > 1.0 or not slower) for v in verdicts]
+        verdicts = [judge(stored, n * scale, threshold, r, limit) for n, r in zip(news, spreads, strict=True)]
+        alarm = [v.verdict not in (OK, UNSTEADY) and (v.median_ratio > 1.0 or not slower) for v in verdicts]
         return sum(alarm), sum(alarm[i] and alarm[j] for i, j in pairs)
 
     one, confirmed = alarms(1.0, slower=False)
@@ -88,6 +90,8 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
     medians = [judge(stored, n, threshold).median_ratio for n in news]
     print(f"unchanged machine over {(times[-1] - times[0]) / 60:.1f} min: median ratios {min(medians):.3f}-"
           f"{max(medians):.3f} (std {np.std(medians):.1%})")
+    unsteady = sum(judge(stored, n, threshold, r, limit).verdict == UNSTEADY for n, r in zip(news, spreads, strict=True))
+    print(f"unsteady checks (rounds spread over {limit:.0%}; judged nothing, no alarm, no detection): {unsteady} of {n_checks}")
     print(f"unchanged machine, one look: {one} alarms in {n_checks} checks = {one / n_checks:.0%}")
     print(f"unchanged machine, confirmed by a second look >= {CONFIRM_S:.0f} s later (what `ofahw reprofile` does): "
           f"{confirmed} false alarms in {len(pairs)} checks = {confirmed / max(len(pairs), 1):.0%} (goal <= 5%)")

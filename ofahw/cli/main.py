@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ofahw.cli import reprofile_cmd
 
     p = sub.add_parser("reprofile", help="re-measure a LUT's sentinels, detect drift, and follow it (exit 0 no drift, "
-                       "3 uniform drift: rescaled, 4 uneven drift: re-profiled reusing the blocks that still agree)")
+                       "3 uniform drift: rescaled, 4 uneven drift: re-profiled reusing the blocks that still agree, 5 the "
+                       "device too unsteady now to judge: nothing changed)")
     p.add_argument("--lut", required=True, help="lut/NAME.csv")
     p.add_argument("--target", help="target the LUT was measured on")
     p.add_argument("--restore", type=int, metavar="VERSION", help="put an older version of the LUT back instead")

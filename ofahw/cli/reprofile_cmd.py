@@ -5,7 +5,7 @@ from __future__ import annotations
 from ofahw.cli.main import emit
 from ofahw.errors import UserError
 
-EXIT = {"no-drift": 0, "uniform-drift": 3, "non-uniform-drift": 4}
+EXIT = {"no-drift": 0, "uniform-drift": 3, "non-uniform-drift": 4, "unsteady": 5}
 
 
 def reprofile(args) -> int:
@@ -36,6 +36,10 @@ def reprofile(args) -> int:
                      f"{action['kept_scale']:.3f}), re-measured "
                      f"{action['remeasured_blocks']} blocks and {action['networks']} networks, predictor refitted; now "
                      f"version {action['version']} (the previous one is kept in the history folder)")
+    elif verdict == "unsteady":
+        lines.append(f"  the sentinels' own rounds spread by {record['round_spread']:.0%} now (above {record['steady_limit']:.0%}, "
+                     "twice what the LUT's networks showed): the device is busy or unsteady, so nothing was judged and "
+                     "the LUT is left as it is; check again later")
     elif verdict != "no-drift":
         lines.append("  --check-only: the LUT is left as it is")
     if record.get("first_look") and verdict == "no-drift":

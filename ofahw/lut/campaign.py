@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,20 +63,22 @@ def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
 def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
                       progress: bool = False) -> list[Measurement]:
     """Measure each artifact in ``protocol.rounds`` rounds, each round over all artifacts in a new
-    random order, and return the fastest settled round of each (as a campaign does). ``target``
-    must be open."""
+    random order, and return the fastest settled round of each (as a campaign does), carrying the
+    spread of its rounds. ``target`` must be open."""
     rng = np.random.default_rng(seed)
     best: list[Measurement | None] = [None] * len(artifacts)
+    values: list[list[float]] = [[] for _ in artifacts]
     stat = protocol.statistic
     bar = _progress(protocol.rounds * len(artifacts), progress, f"measure {target.name}")
     for _ in range(protocol.rounds):
         for i in rng.permutation(len(artifacts)):
             m = target.measure(artifacts[i], protocol)
+            values[i].append(m.value(stat))
             if m.better_than(best[i], stat):
                 best[i] = m
             bar.update(1)
     bar.close()
-    return best
+    return [replace(m, round_spread=max(v) / min(v) - 1.0) for m, v in zip(best, values, strict=True)]
 
 
 def block_parts(space: Space, resolutions) -> dict[str, tuple[int, Part]]:

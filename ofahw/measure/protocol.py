@@ -94,6 +94,8 @@ class Measurement:
     warmup_runs: int
     timed_s: float  # time spent inside timed runs
     wall_s: float  # wall time of the whole measurement, warm-up included
+    # when chosen as the fastest of several rounds: how far the rounds' statistics spread (slowest / fastest - 1)
+    round_spread: float | None = None
 
     def value(self, statistic: str) -> float:
         return float(getattr(self, statistic))
@@ -107,7 +109,7 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, data: dict) -> Measurement:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def _statistic(samples: np.ndarray, statistic: str) -> float:

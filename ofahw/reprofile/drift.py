@@ -1,6 +1,7 @@
 """Has a target drifted since its LUT was measured? The LUT's sentinel subnets are measured again
 and their ratios to the stored values are judged against a threshold the LUT's own repeat
-measurements set (how far one subnet's rounds spread when nothing changed)."""
+measurements set (how far one subnet's rounds spread when nothing changed). A check whose own
+rounds spread far more than the LUT's did judges nothing: the device is busy or unsteady now."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from scipy.stats import kendalltau
 
 from ofahw.lut import LatencyTable
 
-OK, UNIFORM, NON_UNIFORM = "no-drift", "uniform-drift", "non-uniform-drift"
+OK, UNIFORM, NON_UNIFORM, UNSTEADY = "no-drift", "uniform-drift", "non-uniform-drift", "unsteady"
 
 
 @dataclass(frozen=True)
@@ -22,30 +23,48 @@ class DriftVerdict:
     kendall_tau: float  # rank agreement of stored and new sentinel latencies
     threshold: float  # |median ratio - 1| above this is drift
     n: int
+    round_spread: float | None = None  # median over the sentinels of this check's spread between rounds
+    steady_limit: float | None = None  # a round spread above this makes the check unsteady
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _round_spread_p75(table: LatencyTable, kind: str) -> float | None:
+    spreads = [r["round_spread"] for r in table.rows if r["kind"] == kind and r.get("round_spread") is not None]
+    return float(np.percentile(spreads, 75)) if spreads else None
+
+
 def noise_threshold(table: LatencyTable, floor: float = 0.03, ceiling: float = 0.08, kind: str = "network") -> float:
     """The 75th percentile of the spread between the rounds of the LUT's rows of ``kind``, clipped
     to [floor, ceiling]: drift must exceed what re-measuring an unchanged machine already shows."""
-    spreads = [r["round_spread"] for r in table.rows if r["kind"] == kind and r.get("round_spread") is not None]
-    if not spreads:
-        return ceiling
-    return float(np.clip(np.percentile(spreads, 75), floor, ceiling))
+    p75 = _round_spread_p75(table, kind)
+    return ceiling if p75 is None else float(np.clip(p75, floor, ceiling))
 
 
-def judge(stored: np.ndarray, new: np.ndarray, threshold: float) -> DriftVerdict:
+def steady_limit(table: LatencyTable, floor: float = 0.10) -> float:
+    """The round spread (median over a check's sentinels) above which a check judges nothing: twice
+    the 75th percentile the LUT's own networks showed, and never below ``floor``."""
+    p75 = _round_spread_p75(table, "network")
+    return floor if p75 is None else max(2 * p75, floor)
+
+
+def judge(stored: np.ndarray, new: np.ndarray, threshold: float, round_spreads=None,
+          limit: float | None = None) -> DriftVerdict:
+    """The verdict on ``new`` sentinel latencies against ``stored``; with ``round_spreads`` (this
+    check's, one per sentinel) and ``limit``, an unsteady check is called so instead of judged."""
     stored, new = np.asarray(stored, float), np.asarray(new, float)
     ratios = new / stored
     median = float(np.median(ratios))
     spread = float(np.max(np.abs(ratios / median - 1.0)))
     tau = float(kendalltau(stored, new).statistic) if len(stored) > 1 else 1.0
-    if spread > 2 * threshold or tau < 0.6:
+    rounds = None if round_spreads is None else float(np.median(round_spreads))
+    if rounds is not None and limit is not None and rounds > limit:
+        verdict = UNSTEADY
+    elif spread > 2 * threshold or tau < 0.6:
         verdict = NON_UNIFORM
     elif abs(median - 1.0) > threshold:
         verdict = UNIFORM
     else:
         verdict = OK
-    return DriftVerdict(verdict, median, spread, tau, threshold, len(ratios))
+    return DriftVerdict(verdict, median, spread, tau, threshold, len(ratios), rounds, limit)

@@ -21,7 +21,7 @@ from ofahw.lut import LatencyTable, json_path
 from ofahw.lut.campaign import Campaign, block_parts, measure_in_rounds, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
 from ofahw.measure import Target
-from ofahw.reprofile.drift import NON_UNIFORM, OK, UNIFORM, judge, noise_threshold
+from ofahw.reprofile.drift import NON_UNIFORM, OK, UNIFORM, DriftVerdict, judge, noise_threshold, steady_limit
 from ofahw.space import get_space
 
 SCALED = ("value_ms", "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")
@@ -68,18 +68,20 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
             raise LutError(f"LUT {csv_path} has {len(sentinels)} sentinel subnets; re-profile it to get a sentinel set")
         stat = table.statistic
         stored = np.array([r["value_ms"] for r in sentinels])
-        threshold = noise_threshold(table)
+        threshold, limit = noise_threshold(table), steady_limit(table)
         artifacts = [network_artifact(space, r["config"], OnnxCache()) for r in sentinels]
         with target:
-            measure = lambda k: measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=seed + k)  # noqa: E731
-            measured = measure(0)
-            verdict = judge(stored, [m.value(stat) for m in measured], threshold)
+            def look(k: int) -> tuple[list, DriftVerdict]:
+                measured = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=seed + k)
+                return measured, judge(stored, [m.value(stat) for m in measured], threshold,
+                                       [m.round_spread for m in measured], limit)
+
+            measured, verdict = look(0)
             first = None
             if verdict.verdict != OK and confirm_after_s is not None:
                 first = verdict.to_dict()
                 time.sleep(confirm_after_s)
-                measured = measure(1)
-                verdict = judge(stored, [m.value(stat) for m in measured], threshold)
+                measured, verdict = look(1)
         new = [m.value(stat) for m in measured]
         record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "target": target.name,
                   "lut_version": table.meta.get("version", 1), **verdict.to_dict(), "statistic": stat,
