@@ -9,6 +9,7 @@ from sklearn.model_selection import cross_val_score
 from ofahw.errors import LutError
 from ofahw.lut import LatencyTable, LutLatencyRegressor, fidelity, json_path
 from ofahw.lut.ofa_yaml import export_ofa_yaml, import_ofa_yaml
+from ofahw.lut.predictors import fit_predictor
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -119,3 +120,21 @@ def test_regressor_behaves_as_a_scikit_learn_estimator():
 def test_fidelity_figures():
     figures = fidelity(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.04, 2.0, 3.3, 4.0]))
     assert figures["within_5pct"] == 0.75 and figures["within_10pct"] == 1.0 and figures["kendall_tau"] == 1.0
+
+
+def test_predictor_falls_back_on_unsettled_samples_only_when_too_few_settled(profiled_lut):
+    table = LatencyTable.read(profiled_lut)
+    space = get_space(table.meta["space"])
+    for row in table.networks:
+        row["settled"] = True
+    assert fit_predictor(table, space)[1]["unsettled_used"] == 0
+    table.networks[0]["settled"] = False
+    report = fit_predictor(table, space)[1]
+    assert report["excluded_unsettled"] == 1 and report["unsettled_used"] == 0  # 7 of the 8 settled: enough
+    for row in table.networks[1:]:
+        row["settled"] = False  # a busy device: none settled, all are used, and the report says so
+    report = fit_predictor(table, space)[1]
+    assert report["excluded_unsettled"] == 0 and report["unsettled_used"] == len(table.networks)
+    table.rows = [r for r in table.rows if r["kind"] == "block"] + table.networks[:4]
+    with pytest.raises(LutError, match="at least 5 whole-network samples"):
+        fit_predictor(table, space)

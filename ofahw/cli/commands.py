@@ -114,6 +114,8 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     spreads = sorted(r["round_spread"] for r in result.table.rows if r["kind"] == "block" and r.get("round_spread") is not None)
     spread = spreads[len(spreads) // 2] if spreads else None
     payload["median_block_round_spread"] = spread
+    used = report.get("unsettled_used")
+    unsettled_note = f" (including {used} unsettled samples: too few settled)" if used else ""
     lines = [
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
         f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
@@ -127,7 +129,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
            f"each item's fastest settled round, but profile again with --fresh when the device is quiet"]
           if spread is not None and spread > UNSTEADY_SPREAD else []),
         f"raw block sum / measured network ({meta['statistic']}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
-        f"predictor {report['chosen']} — {report['method']}:",
+        f"predictor {report['chosen']} — {report['method']}{unsettled_note}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
         f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
     ]

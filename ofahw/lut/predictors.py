@@ -121,11 +121,15 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
     """Choose and fit the LUT's predictor. Returns (predictor parameters, report) for the JSON.
 
     Every candidate is scored by K-fold cross-validation on the settled whole-network samples
-    (out-of-fold predictions only); the one with the lowest MAPE is refitted on all of them.
+    (out-of-fold predictions only); the one with the lowest MAPE is refitted on all of them. When
+    too few settled (a busy device), the unsettled ones are used too and the report says so: failing
+    here would fail every rerun as well, since a rerun keeps what was measured.
     """
-    networks = [r for r in table.networks if r["settled"]]
-    if len(networks) < max(folds, 5):
-        raise LutError(f"need at least {max(folds, 5)} settled whole-network samples to fit a predictor, have {len(networks)}")
+    needed = max(folds, 5)
+    settled = [r for r in table.networks if r["settled"]]
+    networks = settled if len(settled) >= needed else table.networks
+    if len(networks) < needed:
+        raise LutError(f"need at least {needed} whole-network samples to fit a predictor, have {len(networks)}")
     features = PartFeatures(table, space)
     X = features([r["config"] for r in networks])
     y = np.array([r["value_ms"] for r in networks])
@@ -143,5 +147,6 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
         "candidates": candidates,
         "raw_block_sum_over_measured": {"mean": float(raw_ratio.mean()), "std": float(raw_ratio.std()), "n": int(len(y))},
         "excluded_unsettled": len(table.networks) - len(networks),
+        "unsettled_used": sum(not r["settled"] for r in networks),
     }
     return {**fitted.to_dict(), "labels": features.labels}, report
