@@ -136,3 +136,17 @@ def test_bad_weights_file_is_a_user_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a loadable torch checkpoint"):
         get_space("ofa-mbv3-w1.0").build_network(_mbv3_config(), weights=bad)
+
+
+def test_parts_are_the_same_from_several_threads():
+    """Two campaigns (two targets) plan from one shared space object at once: its supernet's active
+    subnet must not leak from one thread's config into another's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    space = get_space("ofa-mbv3-w1.0")
+    configs = space.sample(60, np.random.default_rng(3), [128])
+    expected = [[p.key for p in space.parts(c)] for c in configs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(lambda c: [p.key for p in space.parts(c)], configs))
+            assert got == expected

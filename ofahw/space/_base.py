@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import numpy as np
 from ofahw.errors import ConfigError, UserError
 from ofahw.space._ofa import ofa_modules
 from ofahw.space._parts import Part, part_cost
+
+_SUPERNET_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -275,9 +278,13 @@ class Space(ABC):
     def net_config(self, config: Mapping) -> dict:
         """OFA's static-net config of the subnet (as ``get_active_net_config`` gives it)."""
         config = self.canonical(config)
-        self.supernet.set_active_subnet(**{k: v for k, v in config.items() if k != "r"})
-        # A JSON round trip gives plain data: OFA's ResNet puts a layer object where a config belongs.
-        return json.loads(json.dumps(self.supernet.get_active_net_config(), default=lambda layer: layer.config))
+        # The supernet holds one active subnet: setting and reading it is one step, or two threads
+        # (two targets profiled at once) read each other's subnets.
+        with _SUPERNET_LOCK:
+            self.supernet.set_active_subnet(**{k: v for k, v in config.items() if k != "r"})
+            active = self.supernet.get_active_net_config()
+            # A JSON round trip gives plain data: OFA's ResNet puts a layer object where a config belongs.
+            return json.loads(json.dumps(active, default=lambda layer: layer.config))
 
     def parts(self, config: Mapping) -> list[Part]:
         """The subnet's blocks (stem and head pieces included), in order, at its resolution."""
