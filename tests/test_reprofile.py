@@ -109,6 +109,8 @@ def test_an_unsteady_check_judges_nothing_and_leaves_the_lut(lut, capsys):
     assert record["verdict"] == UNSTEADY and record["round_spread"] > record["steady_limit"] and "action" not in record
     assert LatencyTable.read(lut).meta["version"] == 1
     assert json.loads((history_dir(lut) / "checks.jsonl").read_text().splitlines()[-1])["verdict"] == UNSTEADY
+    assert main(["report", "--lut", str(lut), "--out", str(lut.with_suffix(".png")), "--json"]) == 0  # plotted apart
+    assert json.loads(capsys.readouterr().out)["verdicts"] == {UNSTEADY: 1}
 
 
 def replace_value(m: Measurement, factor: float) -> Measurement:
