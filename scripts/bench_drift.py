@@ -60,7 +60,7 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
     protocol = target.protocol.for_network()
     cache = OnnxCache()
     artifacts = [network_artifact(space, r["config"], cache) for r in sentinels]
-    news, spreads, times = [], [], []
+    news, spreads, looks, times = [], [], [], []
     with target:
         for i in range(n_checks):
             if i:
@@ -70,6 +70,7 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
             news.append(np.array([m.value(table.statistic) for m in measured]))
             spreads.append([m.round_spread for m in measured])
             v = judge(stored, news[-1], threshold, spreads[-1], limit)
+            looks.append(v)
             print(f"check {i + 1:2d}: {v.verdict:18s} median ratio {v.median_ratio:.3f} spread {v.spread:.1%} "
                   f"rounds {v.round_spread:.1%}", flush=True)
     # `ofahw reprofile` acts only when a second look CONFIRM_S later agrees: pair each check with the first one
@@ -87,10 +88,10 @@ def checks(lut: str, table: LatencyTable, target, n_checks: int, spacing: float)
     one, confirmed = alarms(1.0, slower=False)
     print(f"ofahw bench_drift — LUT {lut}, target {target.name}, {len(sentinels)} sentinels, statistic "
           f"{table.statistic}, threshold ±{threshold:.1%} (from the LUT's repeat measurements)")
-    medians = [judge(stored, n, threshold).median_ratio for n in news]
+    medians = [v.median_ratio for v in looks]
     print(f"unchanged machine over {(times[-1] - times[0]) / 60:.1f} min: median ratios {min(medians):.3f}-"
           f"{max(medians):.3f} (std {np.std(medians):.1%})")
-    unsteady = sum(judge(stored, n, threshold, r, limit).verdict == UNSTEADY for n, r in zip(news, spreads, strict=True))
+    unsteady = sum(v.verdict == UNSTEADY for v in looks)
     print(f"unsteady checks (rounds spread over {limit:.0%}; judged nothing, no alarm, no detection): {unsteady} of {n_checks}")
     print(f"unchanged machine, one look: {one} alarms in {n_checks} checks = {one / n_checks:.0%}")
     print(f"unchanged machine, confirmed by a second look >= {CONFIRM_S:.0f} s later (what `ofahw reprofile` does): "

@@ -111,7 +111,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
                "measured": result.measured, "reused": result.reused, "unsettled": result.unsettled,
                "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
-    spreads = sorted(r["round_spread"] for r in result.table.rows if r["kind"] == "block" and r.get("round_spread") is not None)
+    spreads = sorted(result.table.round_spreads("block"))
     spread = spreads[len(spreads) // 2] if spreads else None
     payload["median_block_round_spread"] = spread
     used = report.get("unsettled_used")

@@ -17,7 +17,7 @@ from ofahw.errors import UserError
 from ofahw.export import OnnxCache
 from ofahw.lut import fidelity
 from ofahw.lut.campaign import measure_in_rounds, network_artifact
-from ofahw.measure import Measurement, Target
+from ofahw.measure import Measurement, Target, best_round
 from ofahw.space import Space
 
 
@@ -90,9 +90,5 @@ def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[
         protocol = target.protocol.for_network()
         return target.measure_group(share, mode, protocol) if len(share) > 1 else target.measure(share[0], protocol)
 
-    best: dict[Target, Measurement] = {}
-    for _ in range(max(t.protocol.for_network().rounds for t in shares)):
-        for target, m in zip(shares, pool.map(once, list(shares)), strict=True):
-            if m.better_than(best.get(target), target.protocol.for_network().statistic):
-                best[target] = m
-    return best
+    rounds = [list(pool.map(once, list(shares))) for _ in range(max(t.protocol.for_network().rounds for t in shares))]
+    return {t: best_round([r[i] for r in rounds], t.protocol.for_network().statistic) for i, t in enumerate(shares)}

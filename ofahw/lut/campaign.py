@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import OnnxCache
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import LatencyTable, json_path
-from ofahw.measure import Artifact, Measurement, Protocol, Target
+from ofahw.measure import Artifact, Measurement, Protocol, Target, best_round
 from ofahw.space import Part, Space, build_part, part_cost
 
 MIN_SAMPLES = 5
@@ -66,19 +66,14 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
     random order, and return the fastest settled round of each (as a campaign does), carrying the
     spread of its rounds. ``target`` must be open."""
     rng = np.random.default_rng(seed)
-    best: list[Measurement | None] = [None] * len(artifacts)
-    values: list[list[float]] = [[] for _ in artifacts]
-    stat = protocol.statistic
+    rounds: list[list[Measurement]] = [[] for _ in artifacts]
     bar = _progress(protocol.rounds * len(artifacts), progress, f"measure {target.name}")
     for _ in range(protocol.rounds):
         for i in rng.permutation(len(artifacts)):
-            m = target.measure(artifacts[i], protocol)
-            values[i].append(m.value(stat))
-            if m.better_than(best[i], stat):
-                best[i] = m
+            rounds[i].append(target.measure(artifacts[i], protocol))
             bar.update(1)
     bar.close()
-    return [replace(m, round_spread=max(v) / min(v) - 1.0) for m, v in zip(best, values, strict=True)]
+    return [best_round(r, protocol.statistic) for r in rounds]
 
 
 def block_parts(space: Space, resolutions) -> dict[str, tuple[int, Part]]:
@@ -178,8 +173,7 @@ class Campaign:
         """One LUT row from an item's rounds: the fastest settled round, with the spread of all."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]
-        values = [m.value(stat) for m in measurements]
-        best = min([m for m in measurements if m.settled] or measurements, key=lambda m: m.value(stat))
+        best = best_round(measurements, stat)
         flops, params = (np.array(part_cost(item.part)) / 1e6) if item.kind == "block" else (
             self.space.flops(item.config), self.space.params(item.config))
         return {
@@ -187,7 +181,7 @@ class Campaign:
             "flops_m": float(flops), "params_m": float(params), "statistic": stat, "value_ms": best.value(stat),
             **{f"{s}_ms": getattr(best, s) for s in ("min", "p10", "median", "mean", "std", "p90", "p99")},
             "n": best.n, "cov": best.cov, "rel_se": best.rel_se, "rounds": len(records),
-            "round_spread": max(values) / min(values) - 1.0, "settled": best.settled,
+            "round_spread": best.round_spread, "settled": best.settled,
             "attempts": sum(r["attempts"] for r in records), "warmup_runs": best.warmup_runs,
             "timed_s": sum(m.timed_s for m in measurements), "wall_s": sum(m.wall_s for m in measurements),
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

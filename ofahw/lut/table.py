@@ -49,6 +49,10 @@ class LatencyTable:
     def networks(self) -> list[dict]:
         return [r for r in self.rows if r["kind"] == "network"]
 
+    def round_spreads(self, kind: str) -> list[float]:
+        """How far each row of ``kind`` (block, network) spread between its rounds, where recorded."""
+        return [r["round_spread"] for r in self.rows if r["kind"] == kind and r.get("round_spread") is not None]
+
     def block_value(self, key: str) -> float:
         row = self.blocks.get(key)
         if row is None:

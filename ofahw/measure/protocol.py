@@ -100,16 +100,20 @@ class Measurement:
     def value(self, statistic: str) -> float:
         return float(getattr(self, statistic))
 
-    def better_than(self, other: Measurement | None, statistic: str) -> bool:
-        """Whether this round of an item should replace ``other``: settled first, then faster."""
-        return other is None or (self.settled, -self.value(statistic)) > (other.settled, -other.value(statistic))
-
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Measurement:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def best_round(rounds: list[Measurement], statistic: str) -> Measurement:
+    """The round an item keeps from several: settled first, then the fastest; it carries how far
+    the rounds' statistics spread (slowest / fastest - 1)."""
+    values = [m.value(statistic) for m in rounds]
+    best = max(rounds, key=lambda m: (m.settled, -m.value(statistic)))
+    return replace(best, round_spread=max(values) / min(values) - 1.0)
 
 
 def _statistic(samples: np.ndarray, statistic: str) -> float:

@@ -31,7 +31,7 @@ class DriftVerdict:
 
 
 def _round_spread_p75(table: LatencyTable, kind: str) -> float | None:
-    spreads = [r["round_spread"] for r in table.rows if r["kind"] == kind and r.get("round_spread") is not None]
+    spreads = table.round_spreads(kind)
     return float(np.percentile(spreads, 75)) if spreads else None
 
 
