@@ -82,8 +82,79 @@ def test_tutorial_checkpoint_predicts_as_the_tutorial_does(tmp_path):
     configs = [space.decode(x) for x in X]
     expected = reference.predict_accuracy([{**c, "r": [c["r"]]} for c in configs]).numpy().ravel()
     assert np.allclose(OfaAccuracyPredictor.load(path, space).predict_encoded(X), expected, atol=1e-5)
-    with pytest.raises(ConfigError, match="112, 128, ..., 224"):
-        OfaAccuracyPredictor.load(path, get_space("ofa-mbv3-w1.0").with_resolutions([132]))
+    odd = get_space("ofa-mbv3-w1.0").with_resolutions([132])
+    with pytest.raises(ConfigError, match="cannot predict resolution \\[132\\]"):
+        OfaAccuracyPredictor.load(path, odd).predict_encoded(population(odd, 4))
+
+
+def ofa_checkpoint(tmp_path, name: str, image_sizes: list[int]):
+    """A random-init ``ofa.nas`` predictor whose encoder one-hots ``image_sizes``, saved as a
+    checkpoint, and the reference predictor itself."""
+    from ofa.nas.accuracy_predictor import AccuracyPredictor, MobileNetArchEncoder, ResNetArchEncoder
+
+    encoder = (ResNetArchEncoder if name == "ofa-resnet50" else MobileNetArchEncoder)(image_size_list=image_sizes)
+    torch.manual_seed(len(image_sizes))
+    reference = AccuracyPredictor(encoder, device="cpu")
+    with torch.no_grad():  # outputs spread around 0.7 (top-1 fractions), so that 1e-5 is a strict tolerance
+        reference.base_acc.fill_(0.7)
+        for p in reference.layers.parameters():
+            p.mul_(2.0)
+    path = tmp_path / f"acc-{len(image_sizes)}.pth.tar"
+    torch.save(reference.state_dict(), path)
+    return path, reference
+
+
+def ofa_predictions(reference, space, X) -> np.ndarray:
+    archs = [{**{k: v for k, v in c.items() if k != "r"}, "image_size": c["r"]} for c in map(space.decode, X)]
+    with torch.no_grad():
+        return reference.predict_acc(archs).numpy().reshape(-1)
+
+
+@pytest.mark.parametrize("name, image_sizes", [
+    ("ofa-mbv3-w1.0", [224]),
+    ("ofa-mbv3-w1.0", [128, 160, 192, 224]),
+    ("ofa-mbv3-w1.0", list(range(160, 225, 16))),
+    ("ofa-mbv3-w1.0", list(range(128, 225, 16))),
+    ("ofa-mbv3-w1.2", list(range(160, 225, 4))),
+    ("ofa-resnet50", [128, 160, 192, 224]),
+])
+def test_checkpoint_resolution_list_is_inferred_from_its_width(tmp_path, name, image_sizes):
+    path, reference = ofa_checkpoint(tmp_path, name, image_sizes)
+    space = get_space(name).with_resolutions(image_sizes)
+    ours = load_accuracy_source(str(path), space)
+    assert ours.resolutions == tuple(image_sizes)
+    assert f"resolutions {', '.join(map(str, image_sizes))} (inferred from its input width)" in ours.source
+    X = population(space)
+    expected = ofa_predictions(reference, space, X)
+    assert np.max(np.abs(ours.predict_encoded(X) - expected)) <= 1e-5
+    assert np.std(expected) > 1e-3 and np.abs(expected).max() < 2
+
+
+def test_checkpoint_resolution_list_can_be_stated(tmp_path):
+    path, reference = ofa_checkpoint(tmp_path, "ofa-mbv3-w1.0", [176, 208])  # no common list has 2
+    space = get_space("ofa-mbv3-w1.0").with_resolutions([176, 208])
+    with pytest.raises(UserError, match="--accuracy-resolutions"):
+        load_accuracy_source(str(path), space)
+    with pytest.raises(UserError, match="lists 3"):
+        load_accuracy_source(str(path), space, resolutions=[176, 192, 208])
+    ours = load_accuracy_source(str(path), space, resolutions=[208, 176])
+    assert "(as stated)" in ours.source
+    X = population(space)
+    assert np.max(np.abs(ours.predict_encoded(X) - ofa_predictions(reference, space, X))) <= 1e-5
+
+
+def test_resolutions_a_checkpoint_never_saw_are_refused_or_left_out(tmp_path):
+    from ofahw.predict.sources import usable_resolutions
+
+    path, _ = ofa_checkpoint(tmp_path, "ofa-mbv3-w1.0", [128, 160, 192, 224])
+    wide = get_space("ofa-mbv3-w1.0").with_resolutions([160, 176, 192])
+    source = load_accuracy_source(str(path), wide)
+    assert usable_resolutions(source, [160, 176, 192]) == ([160, 192], [176])
+    with pytest.raises(ConfigError, match="trained at resolutions 128, 160, 192, 224; it cannot predict resolution \\[176\\]"):
+        source.predict_encoded(wide.repair(np.full((1, wide.n_var), 1)))
+    narrow = wide.with_resolutions([160, 192])
+    X = population(narrow, 8)
+    assert np.isfinite(source.restricted(narrow).predict_encoded(X)).all()
 
 
 def test_wrong_checkpoints_are_refused(tmp_path):

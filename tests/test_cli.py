@@ -47,11 +47,68 @@ def test_predict_json_and_measure(workdir, capsys):
     code, out, err = run(capsys, "predict", "--lut", "lut/cpu.csv", "--config", config_json(), "--json")
     assert code == 0, err
     payload = json.loads(out)
-    assert payload["latency_ms"] > 0 and payload["statistic"] == "p10" and payload["target"] == "cpu"
+    (lat,) = payload["latencies"]
+    assert lat["latency_ms"] > 0 and lat["statistic"] == "p10" and lat["target"] == "cpu" and payload["accuracy"] is None
     (workdir / "config.json").write_text(config_json(seed=1))
     code, out, err = run(capsys, "predict", "--lut", "lut/cpu.csv", "--config", "config.json", "--measure", "--target", "cpu")
     assert code == 0, err
     assert "predicted" in out and "measured now on target cpu" in out and "predicted/measured" in out
+
+
+def ofa_checkpoint_124(path):
+    """A random-init ofa.nas predictor trained (as it were) at 128, 160, 192, 224: 124 inputs."""
+    import torch
+    from ofa.nas.accuracy_predictor import AccuracyPredictor, MobileNetArchEncoder
+
+    from ofahw.space._ofa import ofa_modules
+
+    ofa_modules()
+    torch.manual_seed(0)
+    reference = AccuracyPredictor(MobileNetArchEncoder(image_size_list=[128, 160, 192, 224]), device="cpu")
+    with torch.no_grad():
+        reference.base_acc.fill_(0.7)
+    torch.save(reference.state_dict(), path)
+    return reference
+
+
+def test_predict_accuracy_and_latency_of_a_subnet(workdir, capsys):
+    reference = ofa_checkpoint_124(workdir / "acc.pth.tar")
+    shutil.copy(workdir / "lut" / "cpu.csv", workdir / "lut" / "other.csv")
+    other = json.loads((workdir / "lut" / "cpu.json").read_text())
+    other["target"]["name"] = "other"
+    (workdir / "lut" / "other.json").write_text(json.dumps(other))
+    config = json.loads(config_json())
+    code, out, err = run(capsys, "predict", "--accuracy", "acc.pth.tar", "--lut", "lut/cpu.csv", "--lut", "lut/other.csv",
+                         "--config", json.dumps(config), "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    arch = {**{k: v for k, v in config.items() if k != "r"}, "image_size": config["r"]}
+    import torch
+
+    with torch.no_grad():
+        expected = float(reference.predict_acc([arch]).reshape(-1)[0])
+    assert abs(payload["accuracy"]["top1"] - expected) <= 1e-5
+    assert "resolutions 128, 160, 192, 224 (inferred from its input width)" in payload["accuracy"]["source"]
+    assert [lat["target"] for lat in payload["latencies"]] == ["cpu", "other"]
+    code, out, err = run(capsys, "predict", "--accuracy", "acc.pth.tar", "--space", SPACE, "--config", json.dumps(config))
+    assert code == 0, err
+    assert "top-1" in out and "latency" not in out
+    code, out, err = run(capsys, "predict", "--accuracy", "acc.pth.tar", "--config", json.dumps(config))
+    assert code == 2 and "--space" in err
+    at_176 = {**config, "r": 176}
+    code, out, err = run(capsys, "predict", "--accuracy", "acc.pth.tar", "--space", SPACE, "--config", json.dumps(at_176))
+    assert code == 2 and "cannot predict resolution [176]" in err
+
+
+def test_search_with_a_real_ofa_checkpoint(workdir, capsys):
+    ofa_checkpoint_124(workdir / "acc.pth.tar")
+    code, out, err = run(capsys, "search", "--lut", "lut/cpu.csv", "--accuracy", "acc.pth.tar", "--pop-size", "8",
+                         "--generations", "2", "--out", "runs/a", "--no-progress", "--json")
+    assert code == 0, err
+    assert "resolutions 128, 160, 192, 224 (inferred" in json.loads(out)["objectives"][0]["source"]
+    code, out, err = run(capsys, "search", "--lut", "lut/cpu.csv", "--accuracy", "acc.pth.tar", "--accuracy-resolutions",
+                         "160,176,192,208", "--pop-size", "8", "--generations", "2", "--out", "runs/b", "--no-progress")
+    assert code == 2 and "none of those the LUTs profiled" in err
 
 
 def test_targets_commands(workdir, capsys):

@@ -137,33 +137,39 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
 
 
 def predict(args) -> int:
-    from ofahw.predict import LutLatencyModel
+    from ofahw.predict.subnet import describe_subnet
 
-    model = LutLatencyModel.load(args.lut)
-    info = model.explain(read_config(args.config))
-    stat = info["statistic"]
-    lines = [
-        f"{stat} latency {info['latency_ms']:.3f} ms on target {info['target']} — {info['source']}"
-        + (f" (cross-validated MAPE {info['cv_mape'] * 100:.1f}%)" if info["cv_mape"] is not None else ""),
-        f"  raw block sum from the LUT: {info['block_sum_ms']:.3f} ms; {info['flops_m']:.1f} M MACs (counted), "
-        f"{info['params_m']:.2f} M params (counted)",
-    ]
+    info = describe_subnet(read_config(args.config), args.lut, args.accuracy, args.space, args.accuracy_resolutions)
+    lines = [f"subnet {info['config_hash']} of {info['space']}: {info['flops_m']:.1f} M MACs (counted), "
+             f"{info['params_m']:.2f} M params (counted)"]
+    if info["accuracy"]:
+        lines.append(f"  top-1 {info['accuracy']['top1']:.2%} — {info['accuracy']['source']}")
+    for lat in info["latencies"]:
+        lines.append(f"  {lat['statistic']} latency {lat['latency_ms']:.3f} ms on target {lat['target']} — {lat['source']}"
+                     + (f" (cross-validated MAPE {lat['cv_mape'] * 100:.1f}%)" if lat["cv_mape"] is not None else ""))
+        lines.append(f"    raw block sum from the LUT: {lat['block_sum_ms']:.3f} ms")
     if args.measure:
-        measured = _measure_now(model, info["config"], args.target)
+        if not args.lut:
+            raise UserError("--measure needs --lut: the measurement is compared with that LUT's prediction")
+        first = info["latencies"][0]
+        stat = first["statistic"]
+        measured = _measure_now(args.lut[0], info["config"], args.target)
         info["measured"] = measured
-        info["predicted_over_measured"] = info["latency_ms"] / measured[stat]
+        info["predicted_over_measured"] = first["latency_ms"] / measured[stat]
         lines.append(f"  measured now on target {measured['target']}: {stat} {measured[stat]:.3f} ms, median "
                      f"{measured['median']:.3f} ms, n={measured['n']} ({'settled' if measured['settled'] else 'NOT settled'}); "
-                     f"predicted/measured = {info['predicted_over_measured']:.3f}")
+                     f"predicted/measured = {info['predicted_over_measured']:.3f} (the {first['target']} LUT's prediction)")
     emit(args, info, lines)
     return 0
 
 
-def _measure_now(model, config: dict, target_spec: str | None) -> dict:
+def _measure_now(lut: str, config: dict, target_spec: str | None) -> dict:
     from ofahw.export import OnnxCache
     from ofahw.lut.campaign import network_artifact
     from ofahw.measure import load_target
+    from ofahw.predict import LutLatencyModel
 
+    model = LutLatencyModel.load(lut)
     target = load_target(target_spec or model.target)
     if target.fingerprint() != model.table.meta["target"].get("fingerprint"):
         _log(f"note: target {target.name}'s settings differ from those the LUT was measured with")

@@ -63,11 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(func=commands.profile)
 
-    p = sub.add_parser("predict", help="predict a subnet's latency from a LUT")
-    p.add_argument("--lut", required=True, help="lut/NAME.csv")
+    p = sub.add_parser("predict", help="what ofahw thinks of a subnet: top-1 and latency per LUT, with their sources")
+    p.add_argument("--lut", action="append", default=[], help="lut/NAME.csv: latency on its target (repeatable)")
+    p.add_argument("--accuracy", help="predicted top-1 from a fitted predictor (.json) or an OFA predictor checkpoint")
+    _accuracy_resolutions(p)
+    p.add_argument("--space", help="space id (default: the LUTs' or the fitted predictor's)")
     p.add_argument("--config", required=True, help="subnet config: a JSON object or a file holding one")
-    p.add_argument("--measure", action="store_true", help="also measure the subnet now and print both")
-    p.add_argument("--target", help="target for --measure (default: the LUT's target)")
+    p.add_argument("--measure", action="store_true", help="also measure the subnet now on the first LUT's target and print both")
+    p.add_argument("--target", help="target for --measure (default: the first LUT's target)")
     _json(p)
     p.set_defaults(func=commands.predict)
 
@@ -77,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lut", action="append", default=[], help="lut/NAME.csv: one latency objective per LUT (repeatable)")
     p.add_argument("--accuracy", help="a fitted predictor (.json) or an OFA predictor checkpoint (default: the space's "
                    "pretrained OFA predictor, downloaded on first use)")
+    _accuracy_resolutions(p)
     p.add_argument("--space", help="space id (default: the LUTs' space)")
     p.add_argument("--objective", action="append", choices=["flops", "params"], help="also minimise FLOPs or params")
     p.add_argument("--constraint", action="append", help="e.g. 'latency<=20', 'latency@jetson<=20', 'flops<=300'")
@@ -205,6 +209,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+
+
+def _accuracy_resolutions(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accuracy-resolutions", type=_int_list, metavar="LIST",
+                   help="the resolutions an OFA predictor checkpoint was trained with, e.g. 128,160,192,224 (default: "
+                   "inferred from its input width where one common list fits)")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return values
 
 
 def _target(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from ofahw.errors import ConfigError, UserError
 
 def search(args) -> int:
     from ofahw.predict import LutLatencyModel
-    from ofahw.predict.sources import load_accuracy_source
+    from ofahw.predict.sources import load_accuracy_source, usable_resolutions
     from ofahw.search import (
         SearchSettings,
         SubnetProblem,
@@ -43,13 +43,23 @@ def search(args) -> int:
     resolutions = sorted(set.intersection(*(set(m.table.meta["resolutions"]) for m in luts))) if luts else list(base.resolutions)
     if not resolutions:
         raise ConfigError("the LUTs share no profiled resolution")
+    accuracy = load_accuracy_source(args.accuracy, base.with_resolutions(resolutions), resolutions=args.accuracy_resolutions)
+    usable, unseen = usable_resolutions(accuracy, resolutions)
+    if not usable:
+        raise ConfigError(f"the accuracy source knows resolutions {list(accuracy.resolutions)}, none of those the LUTs "
+                          f"profiled ({resolutions}): {accuracy.source}")
+    if unseen:
+        _log(f"note: resolutions {unseen} are left out of the search: the accuracy source was trained at "
+             f"{list(accuracy.resolutions)} only")
+    resolutions = usable
     space = base.with_resolutions(resolutions)
+    accuracy = accuracy.restricted(space)
     settings = SearchSettings(algorithm=args.algorithm, pop_size=args.pop_size, generations=args.generations, seed=args.seed,
                               mutation_rate=args.mutation_rate, crossover_prob=args.crossover_prob, reward=args.reward,
                               latency_target=args.latency_target,
                               n_limits=args.limits, reference_point=args.reference_point)
     _log(f"search {settings.algorithm} over {space.name} at resolutions {resolutions}: building the objectives")
-    objectives = [accuracy_objective(load_accuracy_source(args.accuracy, space))]
+    objectives = [accuracy_objective(accuracy)]
     objectives += [latency_objective(m, space) for m in luts]
     objectives += cost_objectives(space, args.objective or [])
     if len(objectives) < 2:

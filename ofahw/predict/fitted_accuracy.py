@@ -66,6 +66,8 @@ class FittedAccuracyPredictor:
     (with their square and products: on OFA-MBV3 they lifted a small MLP's held-out Kendall tau
     from 0.87 to 0.90), through a ridge model or the MLP, whichever cross-validates better."""
 
+    resolutions = None  # resolution is a numeric feature: it predicts at any
+
     def __init__(self, space: Space, layers, y_mean: float, y_scale: float, report: dict, source: str = ""):
         self.space, self.layers, self.y_mean, self.y_scale, self.report = space, layers, y_mean, y_scale, report
         self.source = source or f"predicted: accuracy predictor fitted on {report.get('trained_on', '?')}"
