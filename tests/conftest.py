@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,3 +44,19 @@ def write_yaml(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@pytest.fixture
+def busy_core():
+    """A busy loop on the core this thread is pinned to (nice 5, as a background job would run)."""
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    os.sched_setaffinity(0, {core})
+    busy = subprocess.Popen(["nice", "-n", "5", sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\n"
+                             "while True: pass"])
+    try:
+        yield core
+    finally:
+        busy.kill()
+        busy.wait()
+        os.sched_setaffinity(0, before)

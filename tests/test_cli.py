@@ -176,17 +176,25 @@ def test_console_script_without_traceback(tmp_path):
         assert subprocess.run([sys.executable, "-m", "ofahw.cli.main", *argv], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize("spread, warned", [(0.02, False), (0.30, True)])
-def test_profile_summary_warns_of_an_unsteady_device(profiled_lut, spread, warned):
-    from ofahw.cli.commands import _profile_summary
+@pytest.mark.parametrize("spread, tail, warned", [(0.02, 0.06, []), (0.30, 0.06, ["unsteady"]), (0.02, 0.9, ["shared"]),
+                                                  (0.30, 0.9, ["unsteady", "shared"])])
+def test_steadiness_warnings(profiled_lut, spread, tail, warned):
     from ofahw.lut import LatencyTable
-    from ofahw.lut.campaign import ProfileResult
-    from ofahw.measure import load_target
+    from ofahw.lut.steadiness import Steadiness
 
     table = LatencyTable.read(profiled_lut)
     for row in table.rows:
         row["round_spread"] = spread
-    payload, lines = _profile_summary(ProfileResult(table, profiled_lut, 1, 0, wall_s=2.0, timed_s=1.0),
-                                      load_target("cpu"), get_space(SPACE))
-    assert payload["median_block_round_spread"] == spread
-    assert any("unsteady" in line and "30%" in line for line in lines) == warned
+        row["p90_ms"] = row["p10_ms"] * (1 + tail)
+    steadiness = Steadiness.of(table)
+    assert steadiness.block_round_spread == pytest.approx(spread) and steadiness.network_tail == pytest.approx(tail)
+    found = [w for w in ("unsteady", "shared") if any(w in text for text in steadiness.warnings())]
+    assert found == warned
+
+
+def test_profile_under_contention_warns(workdir, busy_core, capsys):
+    code, out, err = run(capsys, "profile", "--target", "cpu", "--space", SPACE, "--resolutions", "128", "--samples", "6",
+                         "--out", "lut/busy.csv", "--no-progress", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["steadiness"]["contended"] and any("shared while it was profiled" in w for w in payload["warnings"])

@@ -67,6 +67,74 @@ def test_scores_match_averaging_the_full_tables():
     assert np.all(np.abs(t1 - exact) <= unsure + 1e-9)
 
 
+def confusing_tables(seed=0, m=6, n=400, c=30):
+    """Members that share hard samples (30%) and confuse them with the same wrong class, while each
+    spikes a class of its own: the candidate classes (the highest in any member) then often miss the
+    ensemble's winner, the shared wrong class."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    hard = rng.random(n) < 0.3
+    out = []
+    for _ in range(m):
+        logits = rng.normal(size=(n, c))
+        logits[np.arange(n), labels] += rng.uniform(1.0, 4.0, n)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        for i in np.flatnonzero(hard):
+            wrong = (labels[i] + 1) % c
+            spike = rng.choice([k for k in range(c) if k not in (labels[i], wrong)])
+            row = np.full(c, 0.0)
+            row[labels[i]], row[wrong], row[spike] = rng.uniform(0.05, 0.45), rng.uniform(0.25, 0.35), rng.uniform(0.3, 0.5)
+            rest = np.flatnonzero(row == 0)
+            row[rest] = rng.dirichlet(np.ones(len(rest))) * max(1.0 - row.sum(), 0.01)
+            p[i] = row / row.sum()
+        out.append(p.astype(np.float16))
+    return out, labels
+
+
+def brute_force(probs, labels, X):
+    """Top-1 and top-5 of every ensemble in ``X`` by averaging the full tables (float64), ties for the label."""
+    full = np.stack([p.astype(np.float64) for p in probs])
+    top1, top5 = [], []
+    for x in X:
+        mean = full[x].mean(axis=0)
+        label = mean[np.arange(len(labels)), labels]
+        top1.append((label >= mean.max(axis=1)).mean())
+        top5.append(((mean > label[:, None]).sum(axis=1) < 5).mean())
+    return np.array(top1), np.array(top5)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "serial"])
+def test_written_scores_are_exact_where_the_candidates_miss_the_winner(mode):
+    from ofahw.ensemble.tables import exact_accuracy
+
+    probs, labels = confusing_tables()
+    X = all_subsets()
+    exact1, exact5 = brute_force(probs, labels, X)
+    ours1, ours5 = exact_accuracy(X, probs, labels, top5=True, chunk_bytes=1 << 16)  # many small chunks
+    assert np.array_equal(ours1, exact1) and np.array_equal(ours5, exact5)
+    reduced = candidates(probs, labels, n_candidates=3)
+    full = np.stack([p.astype(np.float64) for p in probs])
+    winners = np.stack([full[x].mean(axis=0).argmax(axis=1) for x in X])  # (subsets, N)
+    kept = np.stack([np.argsort(-full.max(axis=0), axis=1, kind="stable")[:, :3]])[0]
+    missed = ~(winners[:, :, None] == kept[None]).any(axis=2)
+    assert missed.mean() >= 0.05  # the case the issue describes: the estimate is not exact here
+    estimate, _, _ = ensemble_accuracy(X, reduced)
+    assert np.sum(np.abs(estimate - exact1) > 1e-12) >= 5
+    member_ms = np.array([1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+    problem = EnsembleProblem(reduced, member_ms, mode, min_members=2, top5=True)
+    result = run_ensemble_search(problem, pop_size=40, generations=30, seed=0)
+    rows = {tuple(x): i for i, x in enumerate(X)}
+    for x, f in zip(result.X, result.F, strict=True):
+        i = rows[tuple(x)]
+        assert f[0] == 1.0 - exact1[i] and f[1] == 1.0 - exact5[i]
+    assert len(non_dominated(result.X, result.F)[0]) == len(result.X)  # a front on the exact values
+    assert result.rescored >= len(result.X) and result.estimate_off >= 1
+    singles = np.eye(M, dtype=bool)
+    s1, _ = brute_force(probs, labels, singles)
+    assert set(np.round(result.singles_F[:, 0], 12)) <= set(np.round(1.0 - s1, 12))
+
+
 def test_latency_models():
     X = np.array([[1, 0, 1], [0, 1, 1]], dtype=bool)
     ms = np.array([2.0, 5.0, 3.0])

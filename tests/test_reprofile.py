@@ -15,7 +15,19 @@ from ofahw.cli.main import main
 from ofahw.errors import UserError
 from ofahw.lut import LatencyTable
 from ofahw.measure import Measurement
-from ofahw.reprofile import NON_UNIFORM, OK, UNIFORM, UNSTEADY, history_dir, judge, reprofile, restore, steady_limit
+from ofahw.reprofile import (
+    CONTENTION,
+    EXIT_STATUS,
+    NON_UNIFORM,
+    OK,
+    UNIFORM,
+    UNSTEADY,
+    history_dir,
+    judge,
+    reprofile,
+    restore,
+    steady_limit,
+)
 
 
 def test_verdicts_on_known_ratios():
@@ -27,6 +39,28 @@ def test_verdicts_on_known_ratios():
     # a check whose own rounds spread beyond the limit judges nothing, however far the ratios moved
     assert judge(stored, stored * 1.2, 0.05, [0.3] * 5, limit=0.1).verdict == UNSTEADY
     assert judge(stored, stored * 1.2, 0.05, [0.02] * 5, limit=0.1).verdict == UNIFORM
+    # slow runs far above the fast ones: contention, judged before anything else, whatever the ratios say
+    assert judge(stored, stored * 1.02, 0.05, [0.3] * 5, 0.1, tails=[0.9] * 5, tail_limit=0.25).verdict == CONTENTION
+    assert judge(stored, stored * 1.02, 0.05, [0.02] * 5, 0.1, tails=[0.08] * 5, tail_limit=0.25).verdict == OK
+
+
+def slowed_options(options):
+    """A target's session options as after a runtime update its settings do not show: graph optimisations off."""
+    import onnxruntime as ort
+
+    def slower(self):
+        so = options(self)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        return so
+
+    return slower
+
+
+def runtime_slowed_underneath(target):
+    import types
+
+    target._session_options = types.MethodType(slowed_options(type(target)._session_options), target)
+    return target
 
 
 @pytest.fixture
@@ -87,7 +121,7 @@ def check_when_steady(lut, target, attempts: int = 3, **kwargs) -> dict:
 
 
 def test_drift_injected_for_real_is_detected(lut):
-    record = check_when_steady(lut, fast_cpu_target(graph_optimization="disable"))
+    record = check_when_steady(lut, runtime_slowed_underneath(fast_cpu_target()))
     assert record["verdict"] != OK and record["median_ratio"] > 1 + record["threshold"]
     checks = (history_dir(lut) / "checks.jsonl").read_text().splitlines()
     assert json.loads(checks[-1])["verdict"] == record["verdict"] and record["first_look"]["verdict"] != OK
@@ -133,16 +167,42 @@ def test_uniform_drift_recalibrates_as_a_new_version_and_restore_brings_it_back(
         restore(lut, 7)
 
 
-def test_cli_exit_codes_and_lock(lut, tmp_path, capsys):
+def test_cli_exit_codes_and_lock(lut, tmp_path, capsys, monkeypatch):
+    from ofahw.measure.cpu import OnnxruntimeCpuTarget
+
+    monkeypatch.setattr(OnnxruntimeCpuTarget, "_session_options", slowed_options(OnnxruntimeCpuTarget._session_options))
     target = tmp_path / "slow.yaml"
-    target.write_text(json.dumps({"kind": "cpu", "runtime": {"graph_optimization": "disable"}, "protocol": FAST.to_dict()}))
+    target.write_text(json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
     code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0", "--check-only", "--json"])
     record = json.loads(capsys.readouterr().out)
-    assert code == {"uniform-drift": 3, "non-uniform-drift": 4, "unsteady": 5}[record["verdict"]]
-    with open(lut.with_name(lut.name + ".lock"), "w") as held:
+    assert code == EXIT_STATUS[record["verdict"]] and code in (3, 4, 5)
+    lock = lut.with_name(lut.name + ".lock")
+    assert not lock.exists()  # removed when the check is done
+    with open(lock, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert main(["reprofile", "--lut", str(lut), "--target", str(target)]) == 2
+        assert lock.exists()  # the holder's, left alone
     assert "another reprofile" in capsys.readouterr().err
+
+
+def test_a_settings_change_is_refused_not_judged(lut, tmp_path, capsys):
+    target = tmp_path / "two.yaml"
+    target.write_text(json.dumps({"kind": "cpu", "runtime": {"threads": 2}, "protocol": FAST.to_dict()}))
+    assert main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "threads 2 (LUT: 1)" in err and "not drift" in err
+    assert not (history_dir(lut) / "checks.jsonl").exists() and not lut.with_name(lut.name + ".lock").exists()
+
+
+def test_contention_is_seen_for_real_and_judges_nothing(lut, busy_core, capsys):
+    target = lut.with_name("cpu-target.yaml")
+    target.write_text(json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
+    code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0", "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert record["verdict"] == CONTENTION and code == 6, record
+    assert record["tail"] > record["tail_limit"] >= 0.25 and "action" not in record
+    assert LatencyTable.read(lut).meta["version"] == 1
+    assert json.loads((history_dir(lut) / "checks.jsonl").read_text().splitlines()[-1])["verdict"] == CONTENTION
 
 
 def test_report_plots_the_history(lut, tmp_path, capsys):

@@ -7,10 +7,7 @@ import sys
 from ofahw.cli._args import parse_duration, parse_resolutions, read_config
 from ofahw.cli.main import emit
 from ofahw.errors import UserError
-
-# A quiet device repeats one block within a few percent from round to round (this 2-core VM ~2%, an H100
-# ~1%); a median spread above this means something else was using the device while it was profiled.
-UNSTEADY_SPREAD = 0.10
+from ofahw.lut.steadiness import Steadiness
 
 
 def _log(message: str) -> None:
@@ -111,9 +108,9 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
                "measured": result.measured, "reused": result.reused, "unsettled": result.unsettled,
                "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
-    spreads = sorted(result.table.round_spreads("block"))
-    spread = spreads[len(spreads) // 2] if spreads else None
-    payload["median_block_round_spread"] = spread
+    steadiness = Steadiness.of(result.table)
+    payload["steadiness"] = steadiness.to_dict()
+    payload["warnings"] = steadiness.warnings()
     used = report.get("unsettled_used")
     unsettled_note = f" (including {used} unsettled samples: too few settled)" if used else ""
     lines = [
@@ -124,10 +121,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         f"timed inference {result.timed_s:.0f} s, overhead {overhead:.2f}x",
         *([f"WARNING: {len(result.unsettled)} items never settled (kept, flagged settled=false): "
            f"{', '.join(result.unsettled[:5])}{' ...' if len(result.unsettled) > 5 else ''}"] if result.unsettled else []),
-        *([f"WARNING: the device was unsteady while it was profiled: a block's rounds differ by {spread:.0%} "
-           f"(median over blocks, fastest to slowest; a quiet device repeats within a few percent). The LUT keeps "
-           f"each item's fastest settled round, but profile again with --fresh when the device is quiet"]
-          if spread is not None and spread > UNSTEADY_SPREAD else []),
+        *(f"WARNING: {w}" for w in payload["warnings"]),
         f"raw block sum / measured network ({meta['statistic']}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
         f"predictor {report['chosen']} — {report['method']}{unsettled_note}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reprofile", help="re-measure a LUT's sentinels, detect drift, and follow it (exit 0 no drift, "
                        "3 uniform drift: rescaled, 4 uneven drift: re-profiled reusing the blocks that still agree, 5 the "
-                       "device too unsteady now to judge: nothing changed)")
+                       "device too unsteady now to judge, 6 another process shares the device now: nothing changed)")
     p.add_argument("--lut", required=True, help="lut/NAME.csv")
     p.add_argument("--target", help="target the LUT was measured on")
     p.add_argument("--restore", type=int, metavar="VERSION", help="put an older version of the LUT back instead")

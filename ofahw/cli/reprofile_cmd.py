@@ -1,15 +1,15 @@
-"""``ofahw reprofile``: check a LUT against its target now; exit status tells automation what happened."""
+"""``ofahw reprofile``: check a LUT against its target now; exit status tells automation what happened
+(``ofahw.reprofile.EXIT_STATUS``)."""
 
 from __future__ import annotations
 
 from ofahw.cli.main import emit
 from ofahw.errors import UserError
 
-EXIT = {"no-drift": 0, "uniform-drift": 3, "non-uniform-drift": 4, "unsteady": 5}
-
 
 def reprofile(args) -> int:
     from ofahw.measure import load_target
+    from ofahw.reprofile import CONTENTION, EXIT_STATUS, OK, UNSTEADY
     from ofahw.reprofile import reprofile as check
     from ofahw.reprofile import restore
 
@@ -36,17 +36,22 @@ def reprofile(args) -> int:
                      f"{action['kept_scale']:.3f}), re-measured "
                      f"{action['remeasured_blocks']} blocks and {action['networks']} networks, predictor refitted; now "
                      f"version {action['version']} (the previous one is kept in the history folder)")
-    elif verdict == "unsteady":
+    elif verdict == CONTENTION:
+        lines.append(f"  contention: the sentinels' slow runs lie {record['tail']:.0%} above their fast ones now (median "
+                     f"p90/p10 - 1; the LUT's networks showed {record['stored_tail']:.0%}, the limit is "
+                     f"{record['tail_limit']:.0%}): another process shares the device. Its low percentiles hide that, so a "
+                     "model deployed now runs slower than the LUT says; nothing was judged and the LUT is left as it is")
+    elif verdict == UNSTEADY:
         lines.append(f"  the sentinels' own rounds spread by {record['round_spread']:.0%} now (above {record['steady_limit']:.0%}, "
                      "twice what the LUT's networks showed): the device is busy or unsteady, so nothing was judged and "
                      "the LUT is left as it is; check again later")
-    elif verdict != "no-drift":
+    elif verdict != OK:
         lines.append("  --check-only: the LUT is left as it is")
-    if record.get("first_look") and verdict == "no-drift":
+    if record.get("first_look") and verdict == OK:
         lines.append(f"  a first look saw {record['first_look']['verdict']} (median {record['first_look']['median_ratio']:.3f}); "
                      f"{args.confirm_after:g} s later it was gone: a slow spell, not drift")
     emit(args, record, lines)
-    return EXIT[verdict]
+    return EXIT_STATUS[verdict]
 
 
 def report(args) -> int:

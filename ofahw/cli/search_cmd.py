@@ -213,7 +213,9 @@ def ensemble(args) -> int:
              f"{result.wall_s:.1f} s; hypervolume {result.hypervolume:.5g} vs {result.singles_hypervolume:.5g} for the "
              f"single subnets (reference point {np.round(result.reference_point, 4).tolist()})",
              f"  accuracy: {accuracy_source}; latency: {source}",
-             f"  worst share of samples decided only among {args.candidates} candidate classes: {result.worst_unsure:.2%}",
+             f"  errors are exact (the final {result.rescored} ensembles rescored from the full tables in "
+             f"{result.rescore_s:.1f} s); the search's {args.candidates}-candidate estimate was off for "
+             f"{result.estimate_off} of them (worst share of samples it left undecided: {result.worst_unsure:.2%})",
              f"  wrote {out / 'ensembles.csv'}, {out / 'summary.json'}, {out / 'ensembles.png'}"]
     if verify:
         s, a = verify["search_model"], verify["members_alone_model"]

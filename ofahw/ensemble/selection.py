@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from pymoo.core.problem import Problem
 
-from ofahw.ensemble.tables import CandidateTables
+from ofahw.ensemble.tables import CandidateTables, exact_accuracy
 from ofahw.errors import ConfigError
 
 MODES = ("parallel", "serial")
@@ -69,12 +69,25 @@ class EnsembleProblem(Problem):
         self.worst_unsure = 0.0
         super().__init__(n_var=m, n_obj=3 if top5 else 2, n_ieq_constr=2, xl=0, xu=1, vtype=bool)
 
+    def objectives(self, top1: np.ndarray, top5: np.ndarray | None, X: np.ndarray) -> np.ndarray:
+        """``F`` (n, n_obj) from accuracies and the chosen members."""
+        columns = [1.0 - top1] + ([1.0 - top5] if self.top5 else []) + [ensemble_latency(X, self.member_ms, self.mode)]
+        return np.column_stack(columns)
+
+    def feasible(self, X: np.ndarray) -> np.ndarray:
+        count = np.asarray(X, dtype=bool).sum(axis=1)
+        return (count >= self.min_members) & (count <= (self.max_members or self.n_var))
+
+    def exact_F(self, X: np.ndarray) -> np.ndarray:
+        """``F`` of ensembles ``X`` from the full tables: what is written, never the candidates' estimate."""
+        X = np.asarray(X, dtype=bool)
+        top1, top5 = exact_accuracy(X, self.tables.full, self.tables.labels, top5=self.top5)
+        return self.objectives(top1, top5, X)
+
     def _evaluate(self, X, out, *args, **kwargs):
         X = np.asarray(X, dtype=bool)
         top1, top5, unsure = ensemble_accuracy(X, self.tables, top5=self.top5)
         self.worst_unsure = max(self.worst_unsure, float(unsure.max(initial=0.0)))
-        latency = ensemble_latency(X, self.member_ms, self.mode)
-        columns = [1.0 - top1] + ([1.0 - top5] if self.top5 else []) + [latency]
-        out["F"] = np.column_stack(columns)
+        out["F"] = self.objectives(top1, top5, X)
         count = X.sum(axis=1)
         out["G"] = np.column_stack([self.min_members - count, count - (self.max_members or self.n_var)])

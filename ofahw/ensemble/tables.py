@@ -20,12 +20,15 @@ class CandidateTables:
     ``label_slot`` (N,): where the true label sits among the candidates (-1: not among them);
     ``outside`` (M, N): member m's highest probability among the classes left out for sample n. An
     ensemble's average of ``outside`` bounds every left-out class, so its top candidate is its top
-    class overall wherever it beats that average."""
+    class overall wherever it beats that average.
+    ``full`` and ``labels``: the (N, C) tables the candidates were taken from and the true labels,
+    for :func:`exact_accuracy`."""
 
     probs: np.ndarray
     label_slot: np.ndarray
     outside: np.ndarray
-    members: list[str]
+    full: list[np.ndarray]
+    labels: np.ndarray
 
     @property
     def n_samples(self) -> int:
@@ -71,4 +74,39 @@ def candidates(tables: list[np.ndarray], labels: np.ndarray, n_candidates: int =
             outside[:, start:stop] = np.take_along_axis(block, rest[None], axis=2).max(axis=2)
         hit = keep == labels[start:stop, None]
         slot[start:stop] = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    return CandidateTables(probs, slot, outside, [])
+    return CandidateTables(probs, slot, outside, tables, np.asarray(labels))
+
+
+def exact_accuracy(X: np.ndarray, tables: list[np.ndarray], labels: np.ndarray, top5: bool = False,
+                   chunk_bytes: int = 1 << 26) -> tuple[np.ndarray, np.ndarray | None]:
+    """Top-1 (and top-5) of ensembles ``X`` (n, M) from the full (N, C) tables, each (n,).
+
+    Sums of float16 values are exact in float64, so ties are seen as ties wherever they occur: a
+    sample counts for top-1 when its true class's summed probability is at least every other
+    class's, and for top-5 when fewer than five classes beat it. The tables are read a chunk of
+    samples at a time (memory-mapped tables need no RAM); ensembles with no member score 0."""
+    X = np.asarray(X, dtype=bool)
+    used = np.flatnonzero(X.any(axis=0))
+    n, c = tables[0].shape
+    top1, top5_out = np.zeros(len(X)), (np.zeros(len(X)) if top5 else None)
+    if len(X) == 0 or len(used) == 0:
+        return top1, top5_out
+    group = 16  # ensembles summed at once
+    step = max(1, chunk_bytes // (8 * c * max(len(used), group)))
+    weights = X[:, used].astype(np.float64)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        block = np.stack([np.asarray(tables[m][start:stop], dtype=np.float64) for m in used])  # (k, b, C)
+        truth = labels[start:stop]
+        rows = np.arange(stop - start)
+        for g in range(0, len(X), group):
+            sums = np.tensordot(weights[g:g + group], block, axes=(1, 0))  # (e, b, C)
+            label_sum = sums[:, rows, truth]  # (e, b)
+            top1[g:g + group] += (label_sum >= sums.max(axis=2)).sum(axis=1)
+            if top5:
+                top5_out[g:g + group] += ((sums > label_sum[:, :, None]).sum(axis=2) < 5).sum(axis=1)
+    empty = ~X.any(axis=1)
+    top1 = np.where(empty, 0.0, top1 / n)
+    if top5:
+        top5_out = np.where(empty, 0.0, top5_out / n)
+    return top1, top5_out

@@ -11,8 +11,12 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from ofahw.lut import LatencyTable
+from ofahw.lut.steadiness import CONTENDED_TAIL, median_or_none, network_tails
 
-OK, UNIFORM, NON_UNIFORM, UNSTEADY = "no-drift", "uniform-drift", "non-uniform-drift", "unsteady"
+OK, UNIFORM, NON_UNIFORM, UNSTEADY, CONTENTION = "no-drift", "uniform-drift", "non-uniform-drift", "unsteady", "contention"
+# What each verdict exits with, for cron and CI: 0 nothing to do, 3-4 the LUT followed a drift,
+# 5-6 nothing judged (the device is unsteady, or shared with another process, right now).
+EXIT_STATUS = {OK: 0, UNIFORM: 3, NON_UNIFORM: 4, UNSTEADY: 5, CONTENTION: 6}
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ class DriftVerdict:
     n: int
     round_spread: float | None = None  # median over the sentinels of this check's spread between rounds
     steady_limit: float | None = None  # a round spread above this makes the check unsteady
+    tail: float | None = None  # median over the sentinels of p90 / p10 - 1 in this check
+    stored_tail: float | None = None  # the same over the LUT's networks
+    tail_limit: float | None = None  # a tail above this is contention
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,17 +56,34 @@ def steady_limit(table: LatencyTable, floor: float = 0.10) -> float:
     return floor if p75 is None else max(2 * p75, floor)
 
 
+def stored_tail(table: LatencyTable) -> float | None:
+    """Median over the LUT's networks of p90 / p10 - 1: the shape of a quiet run on this device."""
+    return median_or_none(network_tails(table.rows))
+
+
+def tail_limit(table: LatencyTable) -> float:
+    """The tail (median p90 / p10 - 1 over a check's sentinels) above which a check sees contention:
+    three times the LUT's own, and never below :data:`CONTENDED_TAIL`."""
+    stored = stored_tail(table)
+    return CONTENDED_TAIL if stored is None else max(3 * stored, CONTENDED_TAIL)
+
+
 def judge(stored: np.ndarray, new: np.ndarray, threshold: float, round_spreads=None,
-          limit: float | None = None) -> DriftVerdict:
-    """The verdict on ``new`` sentinel latencies against ``stored``; with ``round_spreads`` (this
-    check's, one per sentinel) and ``limit``, an unsteady check is called so instead of judged."""
+          limit: float | None = None, tails=None, tail_limit: float | None = None,
+          stored_tail: float | None = None) -> DriftVerdict:
+    """The verdict on ``new`` sentinel latencies against ``stored``. With ``tails`` (this check's
+    p90 / p10 - 1, one per sentinel) and ``tail_limit``, a contended check is called so; with
+    ``round_spreads`` (one per sentinel) and ``limit``, so is an unsteady one; neither is judged."""
     stored, new = np.asarray(stored, float), np.asarray(new, float)
     ratios = new / stored
     median = float(np.median(ratios))
     spread = float(np.max(np.abs(ratios / median - 1.0)))
     tau = float(kendalltau(stored, new).statistic) if len(stored) > 1 else 1.0
     rounds = None if round_spreads is None else float(np.median(round_spreads))
-    if rounds is not None and limit is not None and rounds > limit:
+    tail = None if tails is None else float(np.median(tails))
+    if tail is not None and tail_limit is not None and tail > tail_limit:
+        verdict = CONTENTION
+    elif rounds is not None and limit is not None and rounds > limit:
         verdict = UNSTEADY
     elif spread > 2 * threshold or tau < 0.6:
         verdict = NON_UNIFORM
@@ -67,4 +91,5 @@ def judge(stored: np.ndarray, new: np.ndarray, threshold: float, round_spreads=N
         verdict = UNIFORM
     else:
         verdict = OK
-    return DriftVerdict(verdict, median, spread, tau, threshold, len(ratios), rounds, limit)
+    return DriftVerdict(verdict, median, spread, tau, threshold, len(ratios), rounds, limit, tail, stored_tail,
+                        tail_limit)

@@ -1,5 +1,5 @@
 """``ofahw report``: the drift history of a LUT as a plot (median new/stored ratio of each check, the
-checks too unsteady to judge, the noise threshold, and the versions it went through)."""
+checks too unsteady or contended to judge, the noise threshold, and the versions it went through)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ofahw.errors import UserError
+from ofahw.reprofile.drift import CONTENTION, UNSTEADY
 from ofahw.reprofile.run import history_dir
 from ofahw.search.outputs import _save
 
@@ -27,9 +28,11 @@ def drift_report(csv_path: str | Path, out_png: str | Path) -> dict:
     ax.plot(x, [c["median_ratio"] for c in checks], "o-", label="median new / stored (sentinels, measured)")
     ax.fill_between(x, [1 - c["threshold"] for c in checks], [1 + c["threshold"] for c in checks], alpha=0.2,
                     label="noise threshold")
-    unsteady = [(i, c["median_ratio"]) for i, c in enumerate(checks, 1) if c["verdict"] == "unsteady"]
-    if unsteady:
-        ax.plot(*zip(*unsteady, strict=True), "x", color="grey", markersize=9, label="unsteady: nothing judged")
+    for verdict, marker, label in ((UNSTEADY, "x", "unsteady: nothing judged"),
+                                   (CONTENTION, "+", "contention (device shared): nothing judged")):
+        apart = [(i, c["median_ratio"]) for i, c in enumerate(checks, 1) if c["verdict"] == verdict]
+        if apart:
+            ax.plot(*zip(*apart, strict=True), marker, color="grey", markersize=9, label=label)
     for i, c in enumerate(checks, 1):
         if c.get("action"):
             ax.annotate(f"v{c['action']['version']}", (i, c["median_ratio"]), textcoords="offset points", xytext=(0, 6))

@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import os
 import shutil
 import time
 from dataclasses import replace
@@ -21,7 +22,17 @@ from ofahw.lut import LatencyTable, json_path
 from ofahw.lut.campaign import Campaign, block_parts, measure_in_rounds, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
 from ofahw.measure import Target
-from ofahw.reprofile.drift import NON_UNIFORM, OK, UNIFORM, DriftVerdict, judge, noise_threshold, steady_limit
+from ofahw.reprofile.drift import (
+    NON_UNIFORM,
+    OK,
+    UNIFORM,
+    DriftVerdict,
+    judge,
+    noise_threshold,
+    steady_limit,
+    stored_tail,
+    tail_limit,
+)
 from ofahw.space import get_space
 
 SCALED = ("value_ms", "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms")
@@ -38,15 +49,37 @@ def lut_lock(csv_path: Path):
         raise LutError(f"LUT {csv_path} does not exist")
     lock = csv_path.with_name(csv_path.name + ".lock")
     try:
-        fh = open(lock, "w")
+        fh = open(lock, "a")
     except OSError as exc:
         raise UserError(f"cannot create the lock {lock}: {exc.strerror}") from None
     with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not lock.exists() or os.stat(lock).st_ino != os.fstat(fh.fileno()).st_ino:
+                raise BlockingIOError  # its holder removed it as we opened it: another reprofile ran just now
         except BlockingIOError:
             raise UserError(f"another reprofile of {csv_path} is running (lock {lock})") from None
-        yield
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # while still held, so no one can take a lock file on its way out
+
+
+def check_settings(table: LatencyTable, target: Target, csv_path: Path) -> None:
+    """A target whose runtime settings differ from those the LUT was measured with measures
+    something else: a check would read that as drift. Refuse, naming the settings."""
+    stored = table.meta.get("target", {}).get("fingerprint") or {}
+    now = target.fingerprint()
+    if stored == now:
+        return
+    if stored.get("kind") != now["kind"]:
+        what = [f"kind {now['kind']} (LUT: {stored.get('kind')})"]
+    else:
+        options, theirs = now["options"], stored.get("options", {})
+        what = [f"{k} {options.get(k)!r} (LUT: {theirs.get(k)!r})" for k in sorted(set(options) | set(theirs))
+                if options.get(k) != theirs.get(k)]
+    raise UserError(f"target {target.name}'s settings differ from those {csv_path} was measured with: {', '.join(what)}; "
+                    "a settings change is not drift: profile a new LUT for these settings")
 
 
 def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after_s: float = 60.0, act: bool = True,
@@ -61,6 +94,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
     csv_path = Path(csv_path)
     with lut_lock(csv_path):
         table = LatencyTable.read(csv_path)
+        check_settings(table, target, csv_path)
         space = get_space(table.meta["space"])
         rows = {r["key"]: r for r in table.networks}
         sentinels = [rows[k] for k in table.meta.get("sentinels", []) if k in rows]
@@ -68,13 +102,14 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
             raise LutError(f"LUT {csv_path} has {len(sentinels)} sentinel subnets; re-profile it to get a sentinel set")
         stat = table.statistic
         stored = np.array([r["value_ms"] for r in sentinels])
-        threshold, limit = noise_threshold(table), steady_limit(table)
+        threshold, limit, tails_limit, tail_now = noise_threshold(table), steady_limit(table), tail_limit(table), stored_tail(table)
         artifacts = [network_artifact(space, r["config"], OnnxCache()) for r in sentinels]
         with target:
             def look(k: int) -> tuple[list, DriftVerdict]:
                 measured = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=seed + k)
                 return measured, judge(stored, [m.value(stat) for m in measured], threshold,
-                                       [m.round_spread for m in measured], limit)
+                                       [m.round_spread for m in measured], limit,
+                                       [m.p90 / m.p10 - 1.0 for m in measured], tails_limit, tail_now)
 
             measured, verdict = look(0)
             first = None
@@ -151,9 +186,7 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     version = int(table.meta.get("version", 1))
     work = history_dir(csv_path) / f"reprofile-v{version + 1}.csv"
     work.parent.mkdir(exist_ok=True)
-    # The target's fingerprint may differ from the LUT's (its runtime options changed): the new version is its.
-    meta = {**table.meta, "target": {**table.meta["target"], "fingerprint": target.fingerprint()}}
-    LatencyTable(kept, meta).write(work)
+    LatencyTable(kept, dict(table.meta)).write(work)
     result = Campaign(space, target, work, table.meta["resolutions"], samples=len(table.networks), seed=seed,
                       cache=cache, progress=progress, log=lambda m: None).run()
     _keep_version(csv_path, table)
