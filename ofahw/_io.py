@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +25,15 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {path}: permission denied")
     return path
+
+
+def refuse_overwriting(outputs, inputs) -> None:
+    """Fail, before any work, when a file a command would write is one of the files it reads."""
+    given = {Path(i).resolve(): Path(i) for i in inputs if i is not None}
+    for out in outputs:
+        hit = given.get(Path(out).resolve())
+        if hit is not None:
+            raise UserError(f"output {out} is one of this command's inputs ({hit}); choose another output path")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -54,3 +65,21 @@ def cache_dir(*parts: str) -> Path:
     path = Path(root, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def strict_json(value, **kwargs) -> str:
+    """``json.dumps`` that writes strict JSON: a non-finite number (NaN, infinity: a value that does
+    not exist, such as the overhead of a run that timed nothing) becomes null."""
+    return json.dumps(_finite(value), allow_nan=False, **kwargs)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalars
+        return _finite(value.item())
+    return value

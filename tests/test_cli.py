@@ -143,6 +143,24 @@ BAD_INPUTS = [
     (["predict", "--lut", "lut/cpu.csv", "--config", "CONFIG_AT_160"], "resolution 160 was not profiled"),
     (["lut", "import", "--yaml", "missing.yaml", "--target-name", "x", "--out", "lut/x.csv"], "does not exist"),
     (["lut", "export", "--lut", "lut/cpu.csv", "--out", "blocker/ofa.yaml"], "not a writable directory"),
+    # an output that is one of the inputs (or its sidecar) is refused, whatever the command
+    (["lut", "export", "--lut", "lut/cpu.csv", "--out", "lut/cpu.csv"], "is one of this command's inputs"),
+    (["lut", "export", "--lut", "lut/cpu.csv", "--out", "lut/cpu.json"], "is one of this command's inputs"),
+    (["lut", "import", "--yaml", "lut/cpu.json", "--target-name", "x", "--out", "lut/cpu.csv"], "is one of this command's inputs"),
+    (["report", "--lut", "lut/cpu.csv", "--out", "lut/cpu.json"], "is one of this command's inputs"),
+    (["accuracy", "fit", "--data", "lut/cpu.json", "--space", SPACE, "--out", "lut/cpu.json"], "is one of this command's inputs"),
+    (["search", "--lut", "lut/cpu.csv", "--out", "lut", "--accuracy", "lut/summary.json"], "is one of this command's inputs"),
+    (["ensemble", "--front", "lut/pareto.csv", "--probs", "p", "--mode", "serial", "--out", "lut"],
+     "is one of this command's inputs"),
+    (["profile", "--target", "cpu", "--resolutions", ""], "--resolutions is empty"),
+    (["profile", "--target", "cpu", "--budget", "0"], "--budget must be more than zero"),
+    (["schedule", "install", "--target", "nosuch", "--lut", "lut/cpu.csv"], "unknown target 'nosuch'"),
+    (["schedule", "install", "--target", "targets/two.yaml", "--lut", "lut/cpu.csv"], "threads 2 (LUT: 1)"),
+    (["schedule", "install", "--target", "cpu", "--lut", "lut/cpu.csv", "--every", "99 * * * *"], "minute field '99'"),
+    (["search", "--lut", "lut/cpu.csv", "--accuracy", "acc.pth.tar", "--constraint", "latency<=0.001", "--pop-size", "8",
+      "--generations", "2", "--out", "runs/none", "--no-progress"], "evaluated reaches latency_ms@cpu"),
+    (["reprofile", "--lut", "lut/cpu.csv", "--target", "cpu", "--confirm-after", "-5"], None),
+    (["search", "--lut", "lut/cpu.csv", "--reference-point=nan,inf", "--out", "runs/x"], None),
 ]
 
 
@@ -154,6 +172,11 @@ def test_bad_input_gives_one_line_and_exit_2(workdir, capsys, argv, message):
     shutil.copy(workdir / "lut" / "cpu.json", workdir / "lut" / "broken.json")
     (workdir / "lut" / "broken.csv").write_text((workdir / "lut" / "broken.csv").read_text() + "block,x\n")
     argv = [config_json(r=160) if a == "CONFIG_AT_160" else a for a in argv]
+    write_yaml(workdir / "targets" / "two.yaml", "kind: cpu\nruntime: {threads: 2}\n")
+    (workdir / "lut" / "pareto.csv").write_text("config_hash,latency_ms@cpu\n")
+    (workdir / "lut" / "summary.json").write_text("{}")
+    ofa_checkpoint_124(workdir / "acc.pth.tar")
+    crontab = _crontab_now()
     before = {p: p.read_bytes() for p in (workdir / "lut").iterdir()}
     if message is None:
         with pytest.raises(SystemExit) as exc:
@@ -162,9 +185,51 @@ def test_bad_input_gives_one_line_and_exit_2(workdir, capsys, argv, message):
         return
     code, out, err = run(capsys, *argv)
     assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ofahw: error:") and message in lines[0], err
+    lines = [line for line in err.strip().splitlines() if "error" in line]  # progress lines may come before it
+    assert len(lines) == 1 and lines[0] == err.strip().splitlines()[-1], err
+    assert lines[0].startswith("ofahw: error:") and message in lines[0], err
     assert {p: p.read_bytes() for p in (workdir / "lut").iterdir()} == before  # nothing overwritten
+    assert _crontab_now() == crontab  # nothing scheduled
+    assert not [f for f in (workdir / "runs").rglob("*") if f.is_file()] if (workdir / "runs").exists() else True
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 2 and json.loads(out)["error"] == lines[0].removeprefix("ofahw: error: ")  # one object on stdout too
+
+
+def _crontab_now() -> str | None:
+    if shutil.which("crontab") is None:
+        return None
+    return subprocess.run(["crontab", "-l"], capture_output=True, text=True).stdout
+
+
+def test_a_reference_point_may_start_with_a_minus(workdir, capsys):
+    ofa_checkpoint_124(workdir / "acc.pth.tar")
+    code, out, err = run(capsys, "search", "--lut", "lut/cpu.csv", "--accuracy", "acc.pth.tar", "--reference-point", "-0.6,20",
+                         "--pop-size", "8", "--generations", "2", "--out", "runs/ref", "--no-progress", "--json")
+    assert code == 0, err
+    assert json.loads(out)["reference_point"] == [-0.6, 20.0]
+    json.loads((workdir / "runs" / "ref" / "summary.json").read_text(), parse_constant=_no_constants)
+
+
+def _no_constants(name):
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_rerun_with_nothing_to_measure_says_so(workdir, capsys):
+    code, out, err = run(capsys, "profile", "--target", "cpu", "--space", SPACE, "--resolutions", "128", "--samples", "8",
+                         "--out", "lut/cpu.csv")
+    assert code == 0, err
+    assert "nothing measured this run" in out and "nan" not in out.lower()
+
+
+def test_an_interrupted_search_says_what_it_kept(tmp_path):
+    import argparse
+
+    from ofahw.cli.search_cmd import interrupted
+
+    args = argparse.Namespace(out=str(tmp_path))
+    assert interrupted(args) == "stopped before the first checkpoint: nothing was saved"
+    (tmp_path / "checkpoint.pkl").write_bytes(b"{}")
+    assert "is kept; rerun the same command to resume" in interrupted(args)
 
 
 def test_console_script_without_traceback(tmp_path):

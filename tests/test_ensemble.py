@@ -182,6 +182,35 @@ def test_cli_ensemble(tmp_path, capsys):
     assert "run `ofahw evaluate` on the front first" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("no-config-hash", "with config_hash"),
+    ("truncated", "is damaged or unreadable"),
+    ("header-cut", "is damaged or unreadable"),
+    ("candidates-0", "--candidates must be at least 1"),
+])
+def test_cli_ensemble_bad_input_is_one_line(tmp_path, capsys, damage, message):
+    probs, labels = tables(2)
+    run = tmp_path / "eval"
+    keys = [f"{i:016x}" for i in range(len(probs))]
+    write_probs(run, keys, probs, labels)
+    rows = [{"config_hash": key, "latency_ms@cpu": 1.0 + i, "config": "{}"} for i, key in enumerate(keys)]
+    if damage == "no-config-hash":
+        rows = [{k: v for k, v in r.items() if k != "config_hash"} for r in rows]
+    front = write_front(tmp_path / "pareto.csv", rows)
+    table = run / "probs" / f"{keys[1]}.npy"
+    if damage == "truncated":
+        table.write_bytes(table.read_bytes()[:-100])
+    elif damage == "header-cut":
+        table.write_bytes(table.read_bytes()[:40])
+    argv = ["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", "serial", "--pop-size", "8",
+            "--generations", "2", "--out", str(tmp_path / "ens")]
+    if damage == "candidates-0":
+        argv += ["--candidates", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not (tmp_path / "ens").exists()
+
+
 def small_real_front(tmp_path):
     """A front of 3 real small subnets with generated probability tables: (pareto.csv, probs folder)."""
     from ofahw.space import get_space

@@ -17,13 +17,20 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text or "")
     if not match:
         raise UserError(f"--budget must look like 900, 90s, 15m or 1.5h, got {text!r}")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if seconds <= 0:
+        raise UserError(f"--budget must be more than zero, got {text!r}")
+    return seconds
 
 
 def parse_resolutions(text: str | None, space: Space) -> list[int] | None:
-    """'160,176,192' or '160-224' (every resolution of the space in that range) → list."""
-    if not text:
+    """'160,176,192' or '160-224' (every resolution of the space in that range) → list; None (not
+    given) → None, the space's own list. An empty value is an error, not "not given"."""
+    if text is None:
         return None
+    if not text.strip():
+        raise UserError(f"--resolutions is empty; give a list like 160,176,192, a range like 160-224, or leave it out "
+                        f"for all of {space.name}'s")
     out: list[int] = []
     try:
         for piece in text.split(","):

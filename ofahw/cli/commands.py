@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ofahw._io import refuse_overwriting
 from ofahw.cli._args import parse_duration, parse_resolutions, read_config
 from ofahw.cli.main import emit
 from ofahw.errors import UserError
@@ -38,6 +39,7 @@ def targets_check(args) -> int:
 
 
 def profile(args) -> int:
+    from ofahw.lut import lut_files
     from ofahw.lut.campaign import Campaign
     from ofahw.measure import load_target
     from ofahw.space import get_space
@@ -49,8 +51,10 @@ def profile(args) -> int:
         raise UserError(f"--target names the same target twice: {names}")
     if len(targets) > 1 and args.out:
         raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
+    for campaign_out in [args.out] if args.out else []:
+        refuse_overwriting(lut_files(campaign_out), [spec for spec in args.target if spec.endswith((".yaml", ".yml"))])
     resolutions = parse_resolutions(args.resolutions, space)
-    budget = parse_duration(args.budget) if args.budget else None
+    budget = parse_duration(args.budget) if args.budget is not None else None
     show = not (args.no_progress or args.json)
     campaigns = [Campaign(space, t, args.out or f"lut/{t.name}.csv", resolutions, args.samples, args.seed, budget,
                           fresh=args.fresh, progress=show, log=_log, position=i) for i, t in enumerate(targets)]
@@ -103,10 +107,11 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     report = meta["report"]
     best = report["candidates"][report["chosen"]]
     raw = report["raw_block_sum_over_measured"]
-    overhead = result.wall_s / result.timed_s if result.timed_s else float("nan")
+    overhead = result.wall_s / result.timed_s if result.timed_s else None
     device = meta["device"]
     payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
-               "measured": result.measured, "reused": result.reused, "unsettled": result.unsettled,
+               "measured": result.measured, "reused": result.reused, "reused_rounds": result.reused_rounds,
+               "unsettled": result.unsettled, "overhead": overhead,
                "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
     steadiness = Steadiness.of(result.table)
     payload["steadiness"] = steadiness.to_dict()
@@ -117,8 +122,10 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
         f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
         f"resolutions {meta['resolutions']}; LUT statistic {meta['statistic']}",
-        f"measured {result.measured} items this run ({result.reused} reused from an earlier run) in {result.wall_s:.0f} s; "
-        f"timed inference {result.timed_s:.0f} s, overhead {overhead:.2f}x",
+        (f"measured {result.measured} items this run ({result.reused} taken from the LUT, {result.reused_rounds} rounds "
+         f"from the journal of an interrupted run) in {result.wall_s:.0f} s; timed inference {result.timed_s:.0f} s, "
+         f"overhead {overhead:.2f}x (wall / timed)" if overhead is not None else
+         f"nothing measured this run: all {result.reused} items were already in the LUT"),
         *([f"WARNING: {len(result.unsettled)} items never settled (kept, flagged settled=false): "
            f"{', '.join(result.unsettled[:5])}{' ...' if len(result.unsettled) > 5 else ''}"] if result.unsettled else []),
         *(f"WARNING: {w}" for w in payload["warnings"]),
@@ -173,9 +180,10 @@ def _measure_now(lut: str, config: dict, target_spec: str | None) -> dict:
 
 
 def lut_export(args) -> int:
-    from ofahw.lut import LatencyTable
+    from ofahw.lut import LatencyTable, lut_files
     from ofahw.lut.ofa_yaml import export_ofa_yaml
 
+    refuse_overwriting([args.out], lut_files(args.lut))
     table = LatencyTable.read(args.lut)
     n = export_ofa_yaml(table, args.out)
     emit(args, {"out": args.out, "entries": n, "statistic": table.statistic},
@@ -186,12 +194,14 @@ def lut_export(args) -> int:
 
 def lut_import(args) -> int:
     from ofahw._io import check_writable
+    from ofahw.lut import lut_files
     from ofahw.lut.ofa_yaml import import_ofa_yaml
     from ofahw.space import get_space
 
     if not args.out.endswith(".csv"):
         raise UserError(f"--out must be a .csv path (got {args.out})")
     check_writable(args.out)
+    refuse_overwriting(lut_files(args.out), [args.yaml])
     table, skipped = import_ofa_yaml(args.yaml, get_space(args.space), args.target_name)
     table.write(args.out)
     emit(args, {"out": args.out, "entries": len(table.rows), "skipped": skipped},

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 
 from ofahw import __version__
+from ofahw._io import strict_json
 from ofahw.errors import Incomplete, UserError
+
+# Options whose values may start with '-' (a reference point of negated accuracy: -0.6,20), which
+# argparse would otherwise take for an option; given as --opt VALUE they are rejoined as --opt=VALUE.
+DASH_VALUES = ("--reference-point",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (and, with --json, one error object on stdout too)."""
+
+    json_errors = False
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        if self.json_errors:
+            print(strict_json({"error": f"{self.prog}: {message}", "exit_status": 2}))
+        self.exit(2)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = _join_dash_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
+    _Parser.json_errors = "--json" in argv
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -19,21 +38,47 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args) or 0
     except UserError as exc:
-        print(f"ofahw: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, "error", str(exc), 2)
     except Incomplete as exc:
-        print(f"ofahw: stopped: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, "stopped", str(exc), 1)
     except KeyboardInterrupt:
-        print("ofahw: interrupted; finished measurements are saved, rerun the same command to resume", file=sys.stderr)
-        return 130
+        return _fail(args, "interrupted", args.interrupted(args), 130)
+
+
+def _fail(args, kind: str, message: str, status: int) -> int:
+    """One line on stderr; with --json also one object on stdout, so a reader of stdout sees why."""
+    print(f"ofahw: {kind}: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(strict_json({kind: message, "exit_status": status}))
+    return status
+
+
+def _join_dash_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    it = iter(argv)
+    for word in it:
+        if word in DASH_VALUES:
+            value = next(it, None)
+            out.append(word if value is None else f"{word}={value}")
+        else:
+            out.append(word)
+    return out
+
+
+def _nothing_written(args) -> str:
+    return "nothing was written"
+
+
+def _measurements_saved(args) -> str:
+    return "finished measurements are saved; rerun the same command to resume"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from ofahw.cli import commands
 
-    parser = argparse.ArgumentParser(prog="ofahw", description="Hardware-in-the-loop latency profiling for Once-for-All supernets.")
+    parser = _Parser(prog="ofahw", description="Hardware-in-the-loop latency profiling for Once-for-All supernets.")
     parser.add_argument("--version", action="version", version=f"ofahw {__version__}")
+    parser.set_defaults(interrupted=_nothing_written)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     targets = sub.add_parser("targets", help="list target devices, or check that one works")
@@ -61,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore (and at the end replace) an existing LUT at --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _json(p)
-    p.set_defaults(func=commands.profile)
+    p.set_defaults(func=commands.profile, interrupted=_measurements_saved)
 
     p = sub.add_parser("predict", help="what ofahw thinks of a subnet: top-1 and latency per LUT, with their sources")
     p.add_argument("--lut", action="append", default=[], help="lut/NAME.csv: latency on its target (repeatable)")
@@ -96,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-target", type=float, help="one latency target (ms) for the mnas / tunas rewards (default: "
                    "8 policies with targets spread over the latency range)")
     p.add_argument("--limits", type=int, default=9, help="latency limits of ofa-ea (default: %(default)s)")
-    p.add_argument("--reference-point", type=lambda t: [float(v) for v in t.split(",")],
+    p.add_argument("--reference-point", type=_finite_list,
                    help="hypervolume reference point, one value per objective (minimised; accuracy negated)")
     p.add_argument("--out", required=True, help="runs/NAME folder")
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint of an interrupted run")
@@ -104,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="target for --verify (default: the first LUT's target)")
     p.add_argument("--no-progress", action="store_true")
     _json(p)
-    p.set_defaults(func=search_cmd.search)
+    p.set_defaults(func=search_cmd.search, interrupted=search_cmd.interrupted)
 
     p = sub.add_parser("evaluate", help="top-1 of subnets on an image folder (pretrained weights, BatchNorm recalibrated)")
     p.add_argument("--space", required=True, help="space id")
@@ -118,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", required=True, help="folder for accuracy.jsonl, probs/ and labels.npy")
     _json(p)
-    p.set_defaults(func=search_cmd.evaluate)
+    p.set_defaults(func=search_cmd.evaluate, interrupted=lambda args: "finished subnets are saved in accuracy.jsonl "
+                   "and probs/; rerun the same command to resume")
 
     p = sub.add_parser("ensemble", help="choose ensembles of front members (parallel or serial latency)")
     p.add_argument("--front", required=True, help="runs/NAME/pareto.csv")
@@ -151,11 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lut", required=True, help="lut/NAME.csv")
     p.add_argument("--target", help="target the LUT was measured on")
     p.add_argument("--restore", type=int, metavar="VERSION", help="put an older version of the LUT back instead")
-    p.add_argument("--confirm-after", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--confirm-after", type=_non_negative, default=60.0, metavar="SECONDS",
                    help="on drift, look again after this long and act only if it persists (default: %(default)s)")
     p.add_argument("--check-only", action="store_true", help="record the check and its verdict; leave the LUT as it is")
     _json(p)
-    p.set_defaults(func=reprofile_cmd.reprofile)
+    p.set_defaults(func=reprofile_cmd.reprofile, interrupted=lambda args: "the LUT is as it was (a re-profile after "
+                   "uneven drift keeps its finished measurements in the history folder; rerun to resume)")
     sched = sub.add_parser("schedule", help="re-profile a LUT periodically (systemd user timer or crontab)")
     ssub = sched.add_subparsers(title="schedule commands", metavar="ACTION")
     p = ssub.add_parser("install", help="add (or replace) the schedule of a LUT")
@@ -227,13 +274,33 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be zero or more seconds, got {text!r}")
+    return value
+
+
+def _finite_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"every value must be a finite number, got {text!r}")
+    return values
+
+
 def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, help="target name (targets/NAME.yaml, user config, built-in) or a YAML path")
 
 
 def emit(args, payload: dict, lines: list[str]) -> None:
     """Print ``payload`` as JSON with --json, else the human-readable ``lines``."""
-    print(json.dumps(payload, indent=2, sort_keys=True, default=str) if args.json else "\n".join(lines))
+    print(strict_json(payload, indent=2, sort_keys=True, default=str) if args.json else "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from ofahw.errors import UserError
 
 def reprofile(args) -> int:
     from ofahw.measure import load_target
-    from ofahw.reprofile import CONTENTION, EXIT_STATUS, OK, UNSTEADY
+    from ofahw.reprofile import CONTENTION, EXIT_STATUS, OK, UNSTEADY, restore
     from ofahw.reprofile import reprofile as check
-    from ofahw.reprofile import restore
 
     if args.restore is not None:
         event = restore(args.lut, args.restore)
@@ -55,9 +54,12 @@ def reprofile(args) -> int:
 
 
 def report(args) -> int:
+    from ofahw._io import refuse_overwriting
+    from ofahw.lut import lut_files
     from ofahw.reprofile.report import drift_report
 
     out = args.out or str(args.lut).removesuffix(".csv") + "-drift.png"
+    refuse_overwriting([out], lut_files(args.lut))
     summary = drift_report(args.lut, out)
     emit(args, summary, [f"{summary['checks']} checks of {args.lut} ({summary['verdicts']}); wrote {out}"])
     return 0

@@ -7,13 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import check_writable
+from ofahw._io import check_writable, refuse_overwriting
 from ofahw.cli.commands import _log
 from ofahw.cli.main import emit
 from ofahw.errors import ConfigError, UserError
 
+# what a search and an ensemble run write into their --out folder
+SEARCH_FILES = ("pareto.csv", "summary.json", "pareto.png", "hypervolume.png", "verify.csv", "checkpoint.pkl")
+ENSEMBLE_FILES = ("ensembles.csv", "summary.json", "ensembles.png", "verify.csv")
+
 
 def search(args) -> int:
+    from ofahw.lut import lut_files
     from ofahw.predict import LutLatencyModel
     from ofahw.predict.sources import load_accuracy_source, usable_resolutions
     from ofahw.search import (
@@ -29,7 +34,9 @@ def search(args) -> int:
     from ofahw.space import get_space
 
     out = Path(args.out)
+    out_existed = out.exists()
     check_writable(out / "summary.json")
+    refuse_overwriting([out / n for n in SEARCH_FILES], [f for lut in args.lut for f in lut_files(lut)] + [args.accuracy])
     luts = [LutLatencyModel.load(path) for path in args.lut]
     names = [m.target for m in luts]
     if len(set(names)) != len(names):
@@ -80,6 +87,11 @@ def search(args) -> int:
                         progress=progress if bar else None, log=_log)
     if bar:
         bar.close()
+    if len(result.X) == 0 and problem.constraints:
+        (out / "checkpoint.pkl").unlink(missing_ok=True)
+        if not out_existed and not any(out.iterdir()):
+            out.rmdir()
+        raise UserError(f"{problem.unmet()}; nothing was written")
     extra = {}
     if args.verify:
         extra["verify"] = _verify(args, luts, problem, result, out)
@@ -97,6 +109,14 @@ def search(args) -> int:
                      f"{v['n']} stay on the measured front; wrote {v['file']}")
     emit(args, summary, lines)
     return 0
+
+
+def interrupted(args) -> str:
+    """What an interrupted search leaves: its checkpoint, written every few generations, if any."""
+    checkpoint = Path(args.out) / "checkpoint.pkl"
+    if checkpoint.exists():
+        return f"the checkpoint {checkpoint} (written every few generations) is kept; rerun the same command to resume"
+    return "stopped before the first checkpoint: nothing was saved"
 
 
 def _verify(args, luts, problem, result, out: Path) -> dict:
@@ -118,6 +138,7 @@ def accuracy_fit(args) -> int:
     from ofahw.space import get_space
 
     check_writable(Path(args.out))
+    refuse_overwriting([args.out], [args.data])
     space = get_space(args.space)
     configs, y = load_accuracy_data(args.data, space)
     predictor = FittedAccuracyPredictor.fit(configs, y, space, seed=args.seed, trained_on=str(args.data))
@@ -139,6 +160,7 @@ def evaluate(args) -> int:
 
     out = Path(args.out)
     check_writable(out / "accuracy.jsonl")
+    refuse_overwriting([out / "accuracy.jsonl", out / "labels.npy"], [args.configs, args.weights])
     space = get_space(args.space)
     configs = read_configs(args.configs)
     weights = Path(args.weights) if args.weights else fetch_weights(space.name, download=args.download)
@@ -178,16 +200,23 @@ def ensemble(args) -> int:
 
     out = Path(args.out)
     check_writable(out / "summary.json")
+    front_dir = Path(args.front).parent
+    refuse_overwriting([out / n for n in ENSEMBLE_FILES], [args.front, front_dir / "summary.json", args.measured,
+                                                          Path(args.probs) / "index.json", Path(args.probs).parent / "labels.npy"])
     try:
         rows = list(csv.DictReader(Path(args.front).read_text(encoding="utf-8").splitlines()))
     except OSError as exc:
         raise UserError(f"cannot read front {args.front}: {exc.strerror}") from None
     columns = [c for c in (rows[0] if rows else {}) if c.startswith("latency_ms@") and not c.endswith("_source")]
     column = args.latency_column or (columns[0] if columns else None)
-    if not rows or column not in rows[0]:
-        raise UserError(f"{args.front} is not a search's pareto.csv with a latency column (found {columns or 'none'})")
+    if not rows or column not in rows[0] or "config_hash" not in rows[0]:
+        raise UserError(f"{args.front} is not a search's pareto.csv with config_hash and a latency column "
+                        f"(latency columns found: {columns or 'none'})")
     members = [r["config_hash"] for r in rows]
-    member_ms = np.array([float(r[column]) for r in rows])
+    try:
+        member_ms = np.array([float(r[column]) for r in rows])
+    except (TypeError, ValueError):
+        raise UserError(f"{args.front}: column {column} holds a value that is not a number") from None
     source = f"{column} of {args.front} ({rows[0].get(column + '_source', 'predicted')})"
     if args.measured:
         measured = {r["config_hash"]: r for r in csv.DictReader(Path(args.measured).read_text(encoding="utf-8").splitlines())}

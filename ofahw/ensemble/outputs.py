@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_text
+from ofahw._io import atomic_write_text, strict_json
 from ofahw.ensemble.run import EnsembleResult
 from ofahw.ensemble.selection import EnsembleProblem
 from ofahw.search.outputs import _save
@@ -39,7 +38,7 @@ def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult,
                "timings": {"wall_s": result.wall_s, "rescore_s": result.rescore_s},
                "latency_source": latency_source, "accuracy_source": accuracy_source,
                **(extra or {})}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "summary.json", strict_json(summary, indent=1) + "\n")
     _plot(out, problem, result)
     return summary
 

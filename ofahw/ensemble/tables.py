@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw.errors import UserError
+from ofahw.errors import ConfigError, UserError
 
 
 @dataclass
@@ -47,16 +47,29 @@ def open_tables(probs_dir: str | Path, members: list[str]) -> tuple[list[np.ndar
     if missing:
         raise UserError(f"{probs_dir} has no probabilities for {len(missing)} front members (e.g. {missing[0]}); "
                         "run `ofahw evaluate` on the front first")
-    tables = [np.load(probs_dir / index[m]["file"], mmap_mode="r") for m in members]
+    tables = [_open_table(probs_dir / index[m]["file"]) for m in members]
     shapes = {t.shape for t in tables}
     if len(shapes) != 1 or next(iter(shapes))[0] != len(labels):
         raise UserError(f"the probability tables in {probs_dir} differ in shape or do not match labels.npy")
     return tables, labels
 
 
+def _open_table(path: Path) -> np.ndarray:
+    """One member's table, memory-mapped; a damaged file (cut short, a torn header) is named."""
+    try:
+        table = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"probability table {path} is damaged or unreadable ({exc}); run `ofahw evaluate` again") from None
+    if table.ndim != 2:
+        raise UserError(f"probability table {path} has shape {table.shape}, not (images, classes)")
+    return table
+
+
 def candidates(tables: list[np.ndarray], labels: np.ndarray, n_candidates: int = 10, chunk: int = 1024) -> CandidateTables:
     """Keep, per sample, the ``n_candidates`` classes with the highest probability in any member;
     read the memory-mapped tables a chunk of samples at a time."""
+    if n_candidates < 1:
+        raise ConfigError(f"--candidates must be at least 1, got {n_candidates}")
     n, c = tables[0].shape
     s = min(n_candidates, c)
     probs = np.empty((len(tables), s, n), dtype=np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_text
+from ofahw._io import atomic_write_text, strict_json
 from ofahw.evaluate.images import ImageFolder
 from ofahw.space import Space
 
@@ -77,10 +77,10 @@ def evaluate_subnets(space: Space, configs: list[dict], weights: Path, data: Ima
                   "source": f"measured: top-1 on {data.root} ({len(data)} images), BatchNorm recalibrated on "
                             f"{calibration.root} ({len(calibration)} images), weights {weights}"}
         with open(out / "accuracy.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(strict_json(record) + "\n")
         index[key] = {"file": table_path.name, "shape": [len(data), int(p.shape[1])],
                       "dtype": "float16", "config": config, "top1": record["top1"]}
-        atomic_write_text(index_path, json.dumps(index, indent=1) + "\n")
+        atomic_write_text(index_path, strict_json(index, indent=1) + "\n")
         records.append(record)
         log(f"[{i}/{len(configs)}] {key} r={r}: top-1 {record['top1']:.4f}, top-5 {record['top5']:.4f} "
             f"on {len(data)} images")

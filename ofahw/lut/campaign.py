@@ -40,7 +40,8 @@ class ProfileResult:
     table: LatencyTable
     path: Path
     measured: int  # items measured in this run
-    reused: int  # items taken from an earlier run (resume)
+    reused: int  # items taken whole from the existing LUT
+    reused_rounds: int = 0  # rounds taken from the journal of an interrupted run
     unsettled: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     timed_s: float = 0.0
@@ -196,6 +197,7 @@ class Campaign:
         start = time.monotonic()
         rows, rounds = self._previous()
         todo = [i for i in self.plan() if (i.kind, i.key) not in rows]
+        reused_rounds = sum(len(rounds.get((i.kind, i.key), [])) for i in todo)
         if not todo and self.out.exists() and not self.journal.exists():
             self.log(f"{self.out} already holds every item asked for; nothing to measure")
             return ProfileResult(LatencyTable.read(self.out), self.out, 0, len(rows))
@@ -207,7 +209,8 @@ class Campaign:
             pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
             queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
         self.log(f"profiling {self.space.name} on target {self.target.name}: {len(todo)} items to measure "
-                 f"({len(queue)} rounds), {len(rows)} already in the LUT (resolutions {self.resolutions})")
+                 f"({len(queue)} rounds; {reused_rounds} rounds reused from the journal), {len(rows)} already in the LUT "
+                 f"(resolutions {self.resolutions})")
         if self.fresh or not self.journal.exists():
             self.journal.parent.mkdir(parents=True, exist_ok=True)
             self.journal.write_text(json.dumps(self._header()) + "\n", encoding="utf-8")
@@ -240,7 +243,7 @@ class Campaign:
         table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows))
         self.journal.unlink(missing_ok=True)
         self.cache.prune()
-        return ProfileResult(table, self.out, len(new_rows), len(rows), unsettled, wall, timed)
+        return ProfileResult(table, self.out, len(new_rows), len(rows), reused_rounds, unsettled, wall, timed)
 
     def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int) -> LatencyTable:
         rows = sorted(rows, key=lambda r: (r["kind"], r["resolution"], r["key"]))

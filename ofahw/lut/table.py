@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ofahw._io import atomic_write_text
+from ofahw._io import atomic_write_text, strict_json
 from ofahw.errors import LutError
 
 FORMAT = "ofahw-lut"
@@ -28,6 +28,12 @@ KINDS = ("block", "network")
 
 def json_path(csv_path: str | Path) -> Path:
     return Path(csv_path).with_suffix(".json")
+
+
+def lut_files(csv_path: str | Path) -> list[Path]:
+    """The files that make up a LUT: its CSV, its JSON, and the journal of an unfinished profile."""
+    csv_path = Path(csv_path)
+    return [csv_path, json_path(csv_path), csv_path.with_name(csv_path.name + ".journal")]
 
 
 @dataclass
@@ -75,7 +81,7 @@ class LatencyTable:
         self.meta.update(format=FORMAT, format_version=FORMAT_VERSION, rows=len(self.rows),
                          csv_sha256=hashlib.sha256(text.encode()).hexdigest())
         atomic_write_text(csv_path, text)
-        atomic_write_text(json_path(csv_path), json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(json_path(csv_path), strict_json(self.meta, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def read(cls, csv_path: str | Path) -> LatencyTable:

@@ -20,7 +20,6 @@ KINDS = {
     "cuda": "ofahw.measure.gpu:TorchCudaTarget",
     "ort-gpu": "ofahw.measure.gpu:OnnxruntimeGpuTarget",
 }
-EXTRAS = {"ssh": "paramiko (pip install 'ofahw[ssh]')"}
 BUILTIN = {"cpu": {"kind": "cpu", "description": "this machine's CPU through onnxruntime (built in)"}}
 TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh"}
 
@@ -89,7 +88,8 @@ def load_target(spec: str, accept_host_key: bool = False) -> Target:
     try:
         target_cls: type[Target] = getattr(importlib.import_module(module), cls)
     except ImportError as exc:
-        raise TargetError(f"target '{name}' of kind {data['kind']} needs {EXTRAS.get(data['kind'], exc.name)}") from None
+        raise TargetError(f"target '{name}' of kind {data['kind']} needs the Python package {exc.name} "
+                          f"(pip install {exc.name})") from None
     target = target_cls.from_config(name, data, protocol, accept_host_key=accept_host_key)
     target.source = source
     target.description = data.get("description", "")

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ofahw._io import atomic_write_text
+from ofahw._io import atomic_write_text, strict_json
 from ofahw.errors import ConfigError, UserError
 from ofahw.predict.accuracy import _mlp, _onehot
 from ofahw.predict.population import cost_model
@@ -116,7 +116,7 @@ class FittedAccuracyPredictor:
                 "report": self.report}
 
     def save(self, path: str | Path) -> None:
-        atomic_write_text(Path(path), json.dumps(self.to_json()) + "\n")
+        atomic_write_text(Path(path), strict_json(self.to_json()) + "\n")
 
     @classmethod
     def load(cls, path: str | Path, space: Space | None = None) -> FittedAccuracyPredictor:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
 import os
 import shutil
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ofahw._io import strict_json
 from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache
 from ofahw.lut import LatencyTable, json_path
@@ -130,7 +130,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
         history = history_dir(csv_path)
         history.mkdir(exist_ok=True)
         with open(history / "checks.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(strict_json(record) + "\n")
         return record
 
 

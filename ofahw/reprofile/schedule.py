@@ -20,6 +20,11 @@ MARK = "# ofahw-reprofile "
 _CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 
 
+def one_line(text: str) -> str:
+    """A tool's several lines of error as one."""
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
 def _crontab() -> str:
     path = shutil.which("crontab")
     if path is None:
@@ -32,7 +37,7 @@ def _read() -> list[str]:
     if result.returncode != 0:
         if "no crontab" in result.stderr.lower():
             return []
-        raise UserError(f"cannot read the crontab: {result.stderr.strip()}")
+        raise UserError(f"cannot read the crontab: {one_line(result.stderr)}")
     return result.stdout.splitlines()
 
 
@@ -40,15 +45,39 @@ def _write(lines: list[str]) -> None:
     text = "\n".join(lines) + ("\n" if lines else "")
     result = subprocess.run([_crontab(), "-"], input=text, capture_output=True, text=True)
     if result.returncode != 0:
-        raise UserError(f"cannot write the crontab: {result.stderr.strip()}")
+        raise UserError(f"cannot write the crontab: {one_line(result.stderr)}")
+
+
+# minute, hour, day of month, month, day of week (0 and 7 are Sunday)
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
 
 def schedule_expression(every: str) -> str:
+    """hourly / daily / weekly, or a 5-field cron expression whose values are in range."""
     expression = EVERY.get(every, every)
     fields = expression.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
         raise ConfigError(f"--every must be hourly, daily, weekly or a 5-field cron expression, not {every!r}")
+    for field, (lo, hi), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
+        if not _cron_field_ok(field, lo, hi):
+            raise ConfigError(f"--every {every!r}: the {name} field {field!r} is not a cron value within {lo}-{hi}")
     return expression
+
+
+def _cron_field_ok(field: str, lo: int, hi: int) -> bool:
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) < 1):
+            return False
+        if base == "*":
+            continue
+        start, _, end = base.partition("-")
+        if not start.isdigit() or (end and not end.isdigit()):
+            return False
+        if not lo <= int(start) <= (int(end) if end else int(start)) <= hi:
+            return False
+    return True
 
 
 def _command(target: str, lut: Path) -> list[str]:
@@ -72,10 +101,17 @@ def systemd_runs() -> bool:
 
 def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict:
     """Schedule ``ofahw reprofile`` of ``lut`` ``via`` cron or a systemd user timer (``auto``: systemd where it runs)."""
+    from ofahw.lut import LatencyTable
+    from ofahw.measure import load_target
+    from ofahw.reprofile.run import check_settings
+
     lut = Path(lut).resolve()
     if not lut.is_file():
         raise UserError(f"LUT {lut} does not exist")
     expression = schedule_expression(every)
+    # what the scheduled run will open, opened now: a schedule that fails every time is refused here
+    table = LatencyTable.read(lut)
+    check_settings(table, load_target(target), lut)
     via = ("systemd" if systemd_runs() else "cron") if via == "auto" else via
     remove(lut)  # one schedule per LUT: a new one replaces the old, whichever way it was installed
     if via == "systemd":
@@ -152,7 +188,7 @@ def _systemd_quote(word: str) -> str:
 def _systemctl(*args: str) -> None:
     result = subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True)
     if result.returncode != 0:
-        raise UserError(f"systemctl --user {' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
+        raise UserError(f"systemctl --user {' '.join(args)} failed: {one_line(result.stderr or result.stdout)}")
 
 
 def _install_timer(target: str, lut: Path, expression: str) -> dict:

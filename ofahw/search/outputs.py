@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, atomic_write_text
+from ofahw._io import atomic_write_bytes, atomic_write_text, strict_json
 from ofahw.search.problem import SubnetProblem
 from ofahw.search.run import SearchResult, SearchSettings
 
@@ -41,7 +41,7 @@ def write_run(out: Path, problem: SubnetProblem, settings: SearchSettings, resul
         "history": result.history,
         **(extra or {}),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / "summary.json", strict_json(summary, indent=1) + "\n")
     _plots(out, problem, result)
     return summary
 

@@ -18,6 +18,7 @@ class SubnetProblem(Problem):
     def __init__(self, space: Space, objectives: list[Objective], constraints: list[tuple[Objective, Constraint]]):
         self.space, self.objectives, self.constraints = space, objectives, constraints
         self.n_evaluated = 0
+        self.closest: tuple[float, dict] | None = None  # (total violation, constrained values) of the least-violating subnet seen
         super().__init__(n_var=space.n_var, n_obj=len(objectives), n_ieq_constr=len(constraints),
                          xl=space.xl, xu=space.xu, vtype=int)
 
@@ -26,7 +27,20 @@ class SubnetProblem(Problem):
         self.n_evaluated += len(X)
         out["F"] = np.column_stack([o.minimised(X) for o in self.objectives])
         if self.constraints:
-            out["G"] = np.column_stack([c.violation(o.evaluate(X)) for o, c in self.constraints])
+            values = [o.evaluate(X) for o, _ in self.constraints]
+            out["G"] = np.column_stack([c.violation(v) for (_, c), v in zip(self.constraints, values, strict=True)])
+            total = np.maximum(out["G"], 0.0).sum(axis=1)
+            i = int(np.argmin(total))
+            if self.closest is None or total[i] < self.closest[0]:
+                self.closest = (float(total[i]), {o.name: float(v[i]) for (o, _), v in zip(self.constraints, values, strict=True)})
+
+    def unmet(self) -> str:
+        """Which constraints no subnet met, and what the closest subnet evaluated reached."""
+        asked = ", ".join(f"{c.objective} {c.op} {c.limit:g}" for _, c in self.constraints)
+        if self.closest is None:
+            return f"no subnet was evaluated under {asked}"
+        reached = ", ".join(f"{name} {value:.4g}" for name, value in self.closest[1].items())
+        return f"no subnet found meets {asked}; the closest of the {self.n_evaluated} evaluated reaches {reached}"
 
     def values(self, X: np.ndarray) -> np.ndarray:
         """The objectives as reported (accuracy as accuracy), (n, n_obj)."""
