@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw.export import OnnxCache
+from ofahw.export import OnnxCache, network_artifact
 from ofahw.lut import LatencyTable, json_path
-from ofahw.lut.campaign import measure_in_rounds, network_artifact
-from ofahw.measure import load_target
+from ofahw.measure import load_target, measure_in_rounds
 from ofahw.reprofile import OK, UNSTEADY, judge, noise_threshold, steady_limit
 from ofahw.reprofile.run import reprofile_uneven
 from ofahw.space import get_space

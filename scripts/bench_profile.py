@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw.export import OnnxCache
-from ofahw.lut import fidelity
-from ofahw.lut.campaign import Campaign, measure_in_rounds, network_artifact
-from ofahw.measure import load_target
+from ofahw.export import OnnxCache, network_artifact
+from ofahw.fidelity import chosen_scores
+from ofahw.fidelity import latency_fidelity as fidelity
+from ofahw.lut.campaign import Campaign
+from ofahw.measure import load_target, measure_in_rounds
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -110,7 +111,7 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
     meta = model.table.meta
     profile = meta["profiling"]  # from the run that measured the LUT
     profile_wall = profile["wall_s"]
-    cv = meta["report"]["candidates"][meta["report"]["chosen"]]
+    cv = chosen_scores(meta["report"])
     unsettled = sum(not m["settled"] for m in held_out["first"])
     table = model.table
     print()

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw.export import OnnxCache
-from ofahw.lut.campaign import network_artifact
+from ofahw.export import OnnxCache, network_artifact
 from ofahw.measure import STATISTICS, load_target
 from ofahw.space import get_space
 

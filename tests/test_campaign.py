@@ -114,3 +114,35 @@ def test_too_few_samples_and_bad_out(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserError, match="not a writable directory"):
         campaign(fast_cpu_target(), blocker / "lut.csv")
+
+
+def test_run_campaigns_measures_local_targets_one_after_another():
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from ofahw.lut.campaign import run_campaigns
+
+    running, overlaps = set(), []
+    lock = threading.Lock()
+
+    class Stand:
+        def __init__(self, name, kind, fail=False):
+            self.target, self.fail = SimpleNamespace(name=name, kind=kind), fail
+
+        def run(self):
+            with lock:
+                overlaps.append((self.target.name, set(running)))
+                running.add(self.target.name)
+            time.sleep(0.05)
+            with lock:
+                running.discard(self.target.name)
+            if self.fail:
+                raise LutError(f"{self.target.name} failed")
+            return self.target.name
+
+    campaigns = [Stand("a", "cpu"), Stand("b", "cuda", fail=True), Stand("board", "ssh"), Stand("c", "cpu")]
+    outcomes = run_campaigns(campaigns)
+    assert outcomes[0] == "a" and isinstance(outcomes[1], LutError) and outcomes[2:] == ["board", "c"]
+    local = {"a", "b", "c"}
+    assert all(not (seen & local) for name, seen in overlaps if name in local)  # two local targets never at once

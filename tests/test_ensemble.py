@@ -9,6 +9,7 @@ import pytest
 
 from ofahw.cli.main import main
 from ofahw.ensemble import EnsembleProblem, candidates, ensemble_accuracy, ensemble_latency, run_ensemble_search
+from ofahw.ensemble.outputs import read_ensembles
 from ofahw.search.archive import non_dominated
 
 M, N, C = 6, 240, 12
@@ -150,9 +151,7 @@ def test_search_finds_the_brute_force_front(mode):
     problem = EnsembleProblem(reduced, member_ms, mode, min_members=2)
     X = all_subsets()
     X = X[X.sum(axis=1) >= 2]
-    out = {}
-    problem._evaluate(X, out)
-    _, best = non_dominated(X, out["F"])
+    _, best = non_dominated(X, problem.evaluate(X, return_values_of=["F"]))
     result = run_ensemble_search(problem, pop_size=40, generations=40, seed=0)
     found = {tuple(np.round(f, 9)) for f in result.F}
     assert found == {tuple(np.round(f, 9)) for f in best}
@@ -175,15 +174,16 @@ def test_cli_ensemble(tmp_path, capsys):
     assert summary["hypervolume"] > 0 and summary["worst_unsure_share"] == 0
     for name in ("ensembles.csv", "summary.json", "ensembles.png"):
         assert (out / name).stat().st_size > 0
-    first = next(csv.DictReader((out / "ensembles.csv").open()))
-    assert int(first["n_members"]) >= 2 and "parallel model (max)" in first["latency_source"]
+    first = read_ensembles(out / "ensembles.csv")[0]
+    assert len(first.members) >= 2 and "parallel model (max)" in first.latency_source
+    assert set(first.values) == {"top1_error", "latency_ms_parallel"}
     (run / "probs" / "index.json").write_text(json.dumps({k: v for k, v in list(index.items())[:3]}))
     assert main(argv) == 2
     assert "run `ofahw evaluate` on the front first" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("no-config-hash", "with config_hash"),
+    ("no-config-hash", "no config_hash column"),
     ("truncated", "is damaged or unreadable"),
     ("header-cut", "is damaged or unreadable"),
     ("candidates-0", "--candidates must be at least 1"),

@@ -39,3 +39,20 @@ def test_cache_prune_keeps_recent_files(tmp_path):
         (tmp_path / f"{i}.onnx").write_bytes(b"x" * 1000)
     cache.prune(max_bytes=2500)
     assert len(list(tmp_path.glob("*.onnx"))) == 2
+
+
+def test_artifacts_build_lazily_and_carry_their_shape(tmp_path, monkeypatch):
+    from ofahw.export import network_artifact, part_artifact
+
+    monkeypatch.setenv("OFAHW_CACHE", str(tmp_path))
+    space = get_space("ofa-mbv3-w1.0")
+    config = space.sample(1, __import__("numpy").random.default_rng(0), [128])[0]
+    cache = OnnxCache()
+    net = network_artifact(space, config, cache)
+    assert net.key == space.config_hash(config) and net.input_shape == (1, 3, 128, 128)
+    assert not list(tmp_path.rglob("*.onnx"))  # nothing exported until asked
+    onnx.checker.check_model(onnx.load(str(net.onnx())))
+    part = next(iter(space.catalogue([128]).values()))
+    block = part_artifact(part, cache)
+    assert block.key == part.key and block.input_shape == (1, *part.input_shape)
+    assert isinstance(block.torch(), torch.nn.Module)

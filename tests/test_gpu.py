@@ -8,8 +8,7 @@ import pytest
 from conftest import FAST, RESOLUTION, SPACE, write_yaml
 
 from ofahw.errors import TargetError
-from ofahw.export import OnnxCache
-from ofahw.lut.campaign import network_artifact, part_artifact
+from ofahw.export import OnnxCache, network_artifact, part_artifact
 from ofahw.measure import load_target
 from ofahw.measure.runner import parse_trtexec_times
 from ofahw.space import get_space

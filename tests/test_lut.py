@@ -7,7 +7,8 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from ofahw.errors import LutError
-from ofahw.lut import LatencyTable, LutLatencyRegressor, fidelity, json_path
+from ofahw.fidelity import latency_fidelity as fidelity
+from ofahw.lut import LatencyTable, LutLatencyRegressor, json_path
 from ofahw.lut.ofa_yaml import export_ofa_yaml, import_ofa_yaml
 from ofahw.lut.predictors import fit_predictor
 from ofahw.predict import LutLatencyModel

@@ -72,3 +72,33 @@ def test_network_protocol_has_its_own_rounds_and_time():
     p = Protocol(min_time_s=0.1, network_min_time_s=0.5, max_time_s=0.3, rounds=3, network_rounds=5)
     net = p.for_network()
     assert net.min_time_s == 0.5 and net.max_time_s >= 0.5 and net.rounds == 5
+
+
+class RoundsTarget:
+    """A stand-in for an open target (logic only): item k reads k + 1 ms, every third call slower."""
+
+    name = "stand-in"
+
+    def __init__(self):
+        self.calls = []
+
+    def measure(self, artifact, protocol):
+        self.calls.append(artifact.key)
+        v = (int(artifact.key) + 1) * (1.5 if len(self.calls) % 3 == 0 else 1.0)
+        return Measurement(min=v, p10=v, median=v, mean=v, std=0.0, p90=v, p99=v, n=10, cov=0.0, settled=True,
+                           rel_se=0.0, warmup_runs=0, timed_s=0.0, wall_s=0.0)
+
+
+def test_measure_in_rounds_keeps_each_items_fastest_round_and_its_spread():
+    from ofahw.export import Artifact
+    from ofahw.measure import measure_in_rounds
+
+    target = RoundsTarget()
+    artifacts = [Artifact(str(k), (1, 3, 8, 8), onnx=lambda: None) for k in range(4)]
+    kept = measure_in_rounds(target, artifacts, Protocol(rounds=3), seed=0)
+    assert len(target.calls) == 12 and sorted(target.calls) == sorted([str(k) for k in range(4)] * 3)
+    assert [m.p10 for m in kept] == [1.0, 2.0, 3.0, 4.0]  # the fastest round of each
+    assert all(m.round_spread in (0.0, 0.5) for m in kept) and any(m.round_spread == 0.5 for m in kept)
+    again = RoundsTarget()
+    measure_in_rounds(again, artifacts, Protocol(rounds=3), seed=0)
+    assert again.calls == target.calls  # the order of each round is seeded

@@ -150,3 +150,12 @@ def test_parts_are_the_same_from_several_threads():
         for _ in range(3):
             got = list(pool.map(lambda c: [p.key for p in space.parts(c)], configs))
             assert got == expected
+
+
+def test_block_parts_lists_each_part_once_at_its_first_resolution():
+    space = get_space("ofa-mbv3-w1.0")
+    parts = space.block_parts([128, 160])
+    at_128, at_160 = space.catalogue([128]), space.catalogue([160])
+    assert set(parts) == set(at_128) | set(at_160)
+    assert all(r == (128 if key in at_128 else 160) for key, (r, _) in parts.items())
+    assert all(part.key == key for key, (_, part) in parts.items())

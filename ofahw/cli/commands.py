@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from ofahw._io import refuse_overwriting
 from ofahw.cli._args import parse_duration, parse_resolutions, read_config
-from ofahw.cli.main import emit
+from ofahw.cli.render import emit, progress_line
 from ofahw.errors import UserError
+from ofahw.fidelity import chosen_scores
 from ofahw.lut.steadiness import Steadiness
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def targets_list(args) -> int:
@@ -40,7 +35,7 @@ def targets_check(args) -> int:
 
 def profile(args) -> int:
     from ofahw.lut import lut_files
-    from ofahw.lut.campaign import Campaign
+    from ofahw.lut.campaign import Campaign, run_campaigns
     from ofahw.measure import load_target
     from ofahw.space import get_space
 
@@ -57,14 +52,14 @@ def profile(args) -> int:
     budget = parse_duration(args.budget) if args.budget is not None else None
     show = not (args.no_progress or args.json)
     campaigns = [Campaign(space, t, args.out or f"lut/{t.name}.csv", resolutions, args.samples, args.seed, budget,
-                          fresh=args.fresh, progress=show, log=_log, position=i) for i, t in enumerate(targets)]
+                          fresh=args.fresh, progress=show, log=progress_line, position=i) for i, t in enumerate(targets)]
     outcomes = run_campaigns(campaigns)
     payloads, lines, failures = [], [], []
     for campaign, outcome in zip(campaigns, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             failures.append(outcome)
             if len(campaigns) > 1:
-                _log(f"ofahw: error: target {campaign.target.name}: {outcome}")
+                progress_line(f"ofahw: error: target {campaign.target.name}: {outcome}")
             lines.append(f"target {campaign.target.name}: FAILED: {outcome}")
             payloads.append({"target": campaign.target.name, "error": str(outcome)})
             continue
@@ -79,37 +74,14 @@ def profile(args) -> int:
     return 0
 
 
-def run_campaigns(campaigns) -> list:
-    """Run campaigns, remote ones concurrently; those on this machine one after another, since
-    measuring two local targets at once would perturb both. Returns each result or its exception."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    local = [c for c in campaigns if c.target.kind != "ssh"]
-    groups = [[c] for c in campaigns if c.target.kind == "ssh"] + ([local] if local else [])
-    outcomes: dict[int, object] = {}
-
-    def run_group(group):
-        for campaign in group:
-            try:
-                outcomes[id(campaign)] = campaign.run()
-            except Exception as exc:  # reported per target; the others go on
-                outcomes[id(campaign)] = exc
-
-    if len(campaigns) == 1:
-        return [campaigns[0].run()]
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        list(pool.map(run_group, groups))
-    return [outcomes[id(c)] for c in campaigns]
-
-
 def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
-    meta = result.table.meta
-    report = meta["report"]
-    best = report["candidates"][report["chosen"]]
+    table = result.table
+    report = table.report
+    best = chosen_scores(report)
     raw = report["raw_block_sum_over_measured"]
     overhead = result.wall_s / result.timed_s if result.timed_s else None
-    device = meta["device"]
-    payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": meta["statistic"],
+    device = table.device
+    payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": table.statistic,
                "measured": result.measured, "reused": result.reused, "reused_rounds": result.reused_rounds,
                "unsettled": result.unsettled, "overhead": overhead,
                "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
@@ -121,7 +93,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     lines = [
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
         f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
-        f"resolutions {meta['resolutions']}; LUT statistic {meta['statistic']}",
+        f"resolutions {table.resolutions}; LUT statistic {table.statistic}",
         (f"measured {result.measured} items this run ({result.reused} taken from the LUT, {result.reused_rounds} rounds "
          f"from the journal of an interrupted run) in {result.wall_s:.0f} s; timed inference {result.timed_s:.0f} s, "
          f"overhead {overhead:.2f}x (wall / timed)" if overhead is not None else
@@ -129,7 +101,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         *([f"WARNING: {len(result.unsettled)} items never settled (kept, flagged settled=false): "
            f"{', '.join(result.unsettled[:5])}{' ...' if len(result.unsettled) > 5 else ''}"] if result.unsettled else []),
         *(f"WARNING: {w}" for w in payload["warnings"]),
-        f"raw block sum / measured network ({meta['statistic']}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
+        f"raw block sum / measured network ({table.statistic}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
         f"predictor {report['chosen']} — {report['method']}{unsettled_note}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
         f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
@@ -165,15 +137,14 @@ def predict(args) -> int:
 
 
 def _measure_now(lut: str, config: dict, target_spec: str | None) -> dict:
-    from ofahw.export import OnnxCache
-    from ofahw.lut.campaign import network_artifact
+    from ofahw.export import OnnxCache, network_artifact
     from ofahw.measure import load_target
     from ofahw.predict import LutLatencyModel
 
     model = LutLatencyModel.load(lut)
     target = load_target(target_spec or model.target)
-    if target.fingerprint() != model.table.meta["target"].get("fingerprint"):
-        _log(f"note: target {target.name}'s settings differ from those the LUT was measured with")
+    if target.fingerprint() != model.table.target_fingerprint:
+        progress_line(f"note: target {target.name}'s settings differ from those the LUT was measured with")
     with target:
         m = target.measure(network_artifact(model.space, config, OnnxCache()), target.protocol.for_network())
     return {"target": target.name, "source": f"measured now on target {target.name}", **m.to_dict()}
@@ -188,7 +159,7 @@ def lut_export(args) -> int:
     n = export_ofa_yaml(table, args.out)
     emit(args, {"out": args.out, "entries": n, "statistic": table.statistic},
          [f"wrote {n} block entries to {args.out} (OFA format; 'mean' holds the LUT's {table.statistic} in ms, "
-          f"measured on target {table.meta['target']['name']})"])
+          f"measured on target {table.target_name})"])
     return 0
 
 

@@ -298,10 +298,5 @@ def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", required=True, help="target name (targets/NAME.yaml, user config, built-in) or a YAML path")
 
 
-def emit(args, payload: dict, lines: list[str]) -> None:
-    """Print ``payload`` as JSON with --json, else the human-readable ``lines``."""
-    print(strict_json(payload, indent=2, sort_keys=True, default=str) if args.json else "\n".join(lines))
-
-
 if __name__ == "__main__":
     sys.exit(main())

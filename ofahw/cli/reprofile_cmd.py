@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ofahw.cli.main import emit
+from ofahw.cli.render import emit
 from ofahw.errors import UserError
 
 

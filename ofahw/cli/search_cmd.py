@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ofahw._io import check_writable, refuse_overwriting
-from ofahw.cli.commands import _log
-from ofahw.cli.main import emit
-from ofahw.errors import ConfigError, UserError
+from ofahw.cli.render import emit, progress_line
+from ofahw.errors import UserError
+from ofahw.fidelity import chosen_scores
 
 # what a search and an ensemble run write into their --out folder
 SEARCH_FILES = ("pareto.csv", "summary.json", "pareto.png", "hypervolume.png", "verify.csv", "checkpoint.pkl")
@@ -19,60 +19,21 @@ ENSEMBLE_FILES = ("ensembles.csv", "summary.json", "ensembles.png", "verify.csv"
 
 def search(args) -> int:
     from ofahw.lut import lut_files
-    from ofahw.predict import LutLatencyModel
-    from ofahw.predict.sources import load_accuracy_source, usable_resolutions
-    from ofahw.search import (
-        SearchSettings,
-        SubnetProblem,
-        accuracy_objective,
-        cost_objectives,
-        latency_objective,
-        parse_constraint,
-        run_search,
-    )
+    from ofahw.search import SearchSettings, run_search
     from ofahw.search.outputs import write_run
-    from ofahw.space import get_space
+    from ofahw.search.setup import build_problem
 
     out = Path(args.out)
     out_existed = out.exists()
     check_writable(out / "summary.json")
     refuse_overwriting([out / n for n in SEARCH_FILES], [f for lut in args.lut for f in lut_files(lut)] + [args.accuracy])
-    luts = [LutLatencyModel.load(path) for path in args.lut]
-    names = [m.target for m in luts]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"two LUTs measure the same target ({', '.join(names)}); one LUT per device")
-    spaces = {m.space.name for m in luts} | ({args.space} if args.space else set())
-    if not spaces:
-        raise ConfigError("a search needs --lut (one per device) or, for FLOPs / params objectives only, --space")
-    if len(spaces) != 1:
-        raise ConfigError(f"the LUTs and --space name different spaces ({', '.join(sorted(spaces))}); one search, one space")
-    base = get_space(spaces.pop())
-    resolutions = sorted(set.intersection(*(set(m.table.meta["resolutions"]) for m in luts))) if luts else list(base.resolutions)
-    if not resolutions:
-        raise ConfigError("the LUTs share no profiled resolution")
-    accuracy = load_accuracy_source(args.accuracy, base.with_resolutions(resolutions), resolutions=args.accuracy_resolutions)
-    usable, unseen = usable_resolutions(accuracy, resolutions)
-    if not usable:
-        raise ConfigError(f"the accuracy source knows resolutions {list(accuracy.resolutions)}, none of those the LUTs "
-                          f"profiled ({resolutions}): {accuracy.source}")
-    if unseen:
-        _log(f"note: resolutions {unseen} are left out of the search: the accuracy source was trained at "
-             f"{list(accuracy.resolutions)} only")
-    resolutions = usable
-    space = base.with_resolutions(resolutions)
-    accuracy = accuracy.restricted(space)
     settings = SearchSettings(algorithm=args.algorithm, pop_size=args.pop_size, generations=args.generations, seed=args.seed,
                               mutation_rate=args.mutation_rate, crossover_prob=args.crossover_prob, reward=args.reward,
                               latency_target=args.latency_target,
                               n_limits=args.limits, reference_point=args.reference_point)
-    _log(f"search {settings.algorithm} over {space.name} at resolutions {resolutions}: building the objectives")
-    objectives = [accuracy_objective(accuracy)]
-    objectives += [latency_objective(m, space) for m in luts]
-    objectives += cost_objectives(space, args.objective or [])
-    if len(objectives) < 2:
-        raise ConfigError("a search needs at least one latency (--lut) or cost (--objective flops|params) objective")
-    constraints = [parse_constraint(text, objectives) for text in args.constraint or []]
-    problem = SubnetProblem(space, objectives, constraints)
+    problem, luts = build_problem(args.lut, args.accuracy, args.space, args.objective or [], args.constraint or [],
+                                  args.accuracy_resolutions, log=progress_line)
+    objectives = problem.objectives
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -84,7 +45,7 @@ def search(args) -> int:
         bar.refresh()
 
     result = run_search(problem, settings, checkpoint=out / "checkpoint.pkl", fresh=args.fresh,
-                        progress=progress if bar else None, log=_log)
+                        progress=progress if bar else None, log=progress_line)
     if bar:
         bar.close()
     if len(result.X) == 0 and problem.constraints:
@@ -144,7 +105,7 @@ def accuracy_fit(args) -> int:
     predictor = FittedAccuracyPredictor.fit(configs, y, space, seed=args.seed, trained_on=str(args.data))
     predictor.save(args.out)
     report = predictor.report
-    best = report["candidates"][report["chosen"]]
+    best = chosen_scores(report)
     lines = [f"fitted a {report['chosen']} accuracy predictor for {space.name} on {len(y)} subnets of {args.data}; "
              f"5-fold CV: Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse'] * 100:.2f} points; wrote {args.out}",
              *(f"  candidate {name}: tau {c['kendall_tau']:.3f}, RMSE {c['rmse'] * 100:.2f} points"
@@ -154,7 +115,7 @@ def accuracy_fit(args) -> int:
 
 
 def evaluate(args) -> int:
-    from ofahw.evaluate import ImageFolder, evaluate_subnets
+    from ofahw.evaluate import ImageFolder, evaluate_subnets, read_configs
     from ofahw.space import get_space
     from ofahw.space.weights import fetch_weights
 
@@ -166,7 +127,7 @@ def evaluate(args) -> int:
     weights = Path(args.weights) if args.weights else fetch_weights(space.name, download=args.download)
     data = ImageFolder(args.data, limit=args.limit)
     calibration = ImageFolder(args.calib or args.data, limit=args.calib_images)
-    records = evaluate_subnets(space, configs, weights, data, calibration, out, batch_size=args.batch_size, log=_log)
+    records = evaluate_subnets(space, configs, weights, data, calibration, out, batch_size=args.batch_size, log=progress_line)
     lines = [f"{len(records)} subnets evaluated on {len(data)} images of {args.data}; wrote {out / 'accuracy.jsonl'}, "
              f"{out / 'probs'}/ and {out / 'labels.npy'}",
              *(f"  {r['config_hash']} r={r['r']}: top-1 {r['top1']:.4f}, top-5 {r['top5']:.4f} (measured)" for r in records)]
@@ -174,57 +135,31 @@ def evaluate(args) -> int:
     return 0
 
 
-def read_configs(spec: str) -> list[dict]:
-    """Configs from a JSON object, a file of one, JSON lines, or a search's pareto.csv."""
-    import csv
-    import json
-
-    path = Path(spec)
-    text = path.read_text(encoding="utf-8") if path.is_file() else spec
-    try:
-        if path.suffix == ".csv":
-            return [json.loads(row["config"]) for row in csv.DictReader(text.splitlines())]
-        stripped = text.strip()
-        if stripped.startswith("["):
-            return json.loads(stripped)
-        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise UserError(f"cannot read configs from {spec[:80]}: {exc}") from None
-
-
 def ensemble(args) -> int:
-    import csv
-
     from ofahw.ensemble import EnsembleProblem, candidates, open_tables, run_ensemble_search
     from ofahw.ensemble.outputs import write_ensembles
+    from ofahw.search.outputs import read_front
+    from ofahw.verify import read_verify
 
     out = Path(args.out)
     check_writable(out / "summary.json")
     front_dir = Path(args.front).parent
     refuse_overwriting([out / n for n in ENSEMBLE_FILES], [args.front, front_dir / "summary.json", args.measured,
                                                           Path(args.probs) / "index.json", Path(args.probs).parent / "labels.npy"])
-    try:
-        rows = list(csv.DictReader(Path(args.front).read_text(encoding="utf-8").splitlines()))
-    except OSError as exc:
-        raise UserError(f"cannot read front {args.front}: {exc.strerror}") from None
-    columns = [c for c in (rows[0] if rows else {}) if c.startswith("latency_ms@") and not c.endswith("_source")]
+    front = read_front(args.front)
+    columns = front.latency_columns()
     column = args.latency_column or (columns[0] if columns else None)
-    if not rows or column not in rows[0] or "config_hash" not in rows[0]:
-        raise UserError(f"{args.front} is not a search's pareto.csv with config_hash and a latency column "
-                        f"(latency columns found: {columns or 'none'})")
-    members = [r["config_hash"] for r in rows]
-    try:
-        member_ms = np.array([float(r[column]) for r in rows])
-    except (TypeError, ValueError):
-        raise UserError(f"{args.front}: column {column} holds a value that is not a number") from None
-    source = f"{column} of {args.front} ({rows[0].get(column + '_source', 'predicted')})"
+    if column not in front.members[0].values:
+        raise UserError(f"{args.front} has no latency column {column or ''} (latency columns found: {columns or 'none'})")
+    members = front.hashes
+    member_ms = front.column(column)
+    source = f"{column} of {args.front} ({front.members[0].sources.get(column) or 'predicted'})"
     if args.measured:
-        measured = {r["config_hash"]: r for r in csv.DictReader(Path(args.measured).read_text(encoding="utf-8").splitlines())}
-        stat = next((c for c in next(iter(measured.values()), {}) if c.startswith("measured_")), None)
-        if stat is None or set(members) - set(measured):
-            raise UserError(f"{args.measured} is not the verify.csv of this front")
-        member_ms = np.array([float(measured[m][stat]) for m in members])
-        source = f"{stat} of {args.measured} (measured on target {measured[members[0]]['measured_on']})"
+        verified = read_verify(args.measured)
+        if set(members) - set(verified.measured_ms):
+            raise UserError(f"{args.measured} is not the verify.csv of this front (it lacks some of its members)")
+        member_ms = np.array([verified.measured_ms[m] for m in members])
+        source = f"measured {verified.statistic} of {args.measured} (measured on target {verified.measured_on})"
     tables, labels = open_tables(args.probs, members)
     reduced = candidates(tables, labels, n_candidates=args.candidates)
     problem = EnsembleProblem(reduced, member_ms, args.mode, min_members=args.min_members, max_members=args.max_members,
@@ -235,7 +170,7 @@ def ensemble(args) -> int:
                 "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
     verify = None
     if args.verify:
-        verify = _verify_ensembles(args, rows, members, result, out)
+        verify = _verify_ensembles(args, front, result, out)
     summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
                               {"verify": verify} if verify else None)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
@@ -255,21 +190,21 @@ def ensemble(args) -> int:
     return 0
 
 
-def _verify_ensembles(args, rows, members, result, out: Path) -> dict:
-    import json
-
+def _verify_ensembles(args, front, result, out: Path) -> dict:
     from ofahw.ensemble.verify import verify_ensembles
     from ofahw.measure import load_target
+    from ofahw.search.outputs import read_summary
     from ofahw.space import get_space
 
-    configs = {r["config_hash"]: json.loads(r["config"]) for r in rows}
+    configs = {m.config_hash: m.config for m in front.members}
     name = args.space
     if name is None:
-        try:
-            name = json.loads((Path(args.front).parent / "summary.json").read_text())["space"]
-        except (OSError, ValueError, KeyError):
-            raise UserError("--verify needs --space (no summary.json beside the front names it)") from None
+        upstream = front.path.parent / "summary.json"
+        if not upstream.is_file():
+            raise UserError("--verify needs --space (no summary.json beside the front names it)")
+        name = read_summary(upstream).space
     space = get_space(name)
+    members = front.hashes
     picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
     ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]
     targets = [load_target(t) for t in args.target or ["cpu"]]

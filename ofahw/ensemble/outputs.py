@@ -1,9 +1,10 @@
-"""The files of an ensemble run: ensembles.csv, summary.json, ensembles.png."""
+"""The files of an ensemble run: ensembles.csv (with its typed reader), summary.json, ensembles.png."""
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import numpy as np
 from ofahw._io import atomic_write_text, strict_json
 from ofahw.ensemble.run import EnsembleResult
 from ofahw.ensemble.selection import EnsembleProblem
-from ofahw.search.outputs import _save
+from ofahw.errors import UserError
+from ofahw.plots import pyplot, save_figure
 
 
 def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult, members: list[str], latency_source: str,
@@ -23,7 +25,7 @@ def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult,
     writer.writerow(["rank", "n_members", "members", *names, "accuracy_source", "latency_source"])
     for i, (x, f) in enumerate(zip(result.X, result.F, strict=True)):
         chosen = [members[j] for j in np.flatnonzero(x)]
-        writer.writerow([i, len(chosen), "+".join(chosen), *(f"{v:.6g}" for v in f), accuracy_source,
+        writer.writerow([i, len(chosen), "+".join(chosen), *(f"{v:.10g}" for v in f), accuracy_source,
                          f"{problem.mode} model ({'max' if problem.mode == 'parallel' else 'sum'}) over {latency_source}"])
     atomic_write_text(out / "ensembles.csv", buffer.getvalue())
     summary = {**settings, "mode": problem.mode, "members": members, "objectives": names,
@@ -44,11 +46,7 @@ def write_ensembles(out: Path, problem: EnsembleProblem, result: EnsembleResult,
 
 
 def _plot(out: Path, problem: EnsembleProblem, result: EnsembleResult) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for F, label, style in ((result.singles_F, "single subnets", "s--"), (result.F, "ensembles", "o-")):
         if len(F):
@@ -57,4 +55,26 @@ def _plot(out: Path, problem: EnsembleProblem, result: EnsembleResult) -> None:
     ax.set_xlabel(f"latency (ms, {problem.mode} model)")
     ax.set_ylabel("top-1 (%)")
     ax.legend()
-    _save(fig, out / "ensembles.png")
+    save_figure(fig, out / "ensembles.png")
+
+
+@dataclass(frozen=True)
+class EnsembleRow:
+    """One ensemble of ensembles.csv: its members (config hashes) and its objective values."""
+
+    members: list[str]
+    values: dict[str, float]  # top1_error, top5_error (with --top5), latency_ms_<mode>
+    accuracy_source: str
+    latency_source: str
+
+
+def read_ensembles(path: str | Path) -> list[EnsembleRow]:
+    """ensembles.csv as :func:`write_ensembles` writes it."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+        fixed = {"rank", "n_members", "members", "accuracy_source", "latency_source"}
+        return [EnsembleRow(r["members"].split("+"), {k: float(v) for k, v in r.items() if k not in fixed},
+                            r["accuracy_source"], r["latency_source"]) for r in rows]
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{path} is not an ensembles.csv of `ofahw ensemble`") from None

@@ -14,14 +14,13 @@ import numpy as np
 
 from ofahw._io import atomic_write_text
 from ofahw.errors import UserError
-from ofahw.export import OnnxCache
-from ofahw.lut import fidelity
-from ofahw.lut.campaign import measure_in_rounds, network_artifact
-from ofahw.measure import Measurement, Target, best_round
+from ofahw.export import OnnxCache, network_artifact
+from ofahw.fidelity import latency_fidelity
+from ofahw.measure import Measurement, Target, best_round, measure_in_rounds
 from ofahw.space import Space
 
 
-def spread(members: list[str], targets: list[Target]) -> dict[Target, list[str]]:
+def deal_members(members: list[str], targets: list[Target]) -> dict[Target, list[str]]:
     """Members dealt to devices in turn (member i on device i mod k); devices left without one are left out."""
     dealt = {t: members[i::len(targets)] for i, t in enumerate(targets)}
     return {t: m for t, m in dealt.items() if m}
@@ -39,7 +38,7 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     not part of the figure. Each target uses its network protocol; the best settled round is kept."""
     if mode == "serial" and len(targets) > 1:
         raise UserError("serial ensembles run on one target; spreading members over devices needs --mode parallel")
-    shares = [spread(e, targets) for e in ensembles]
+    shares = [deal_members(e, targets) for e in ensembles]
     for target in targets:
         if not target.times_groups and any(len(s.get(target, [])) > 1 for s in shares):
             raise UserError(f"target '{target.name}' ({target.kind}) cannot run several members at once; "
@@ -65,8 +64,8 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
                          all(m.settled for m in g.values()), on])
     atomic_write_text(out_csv, buffer.getvalue())
     return {"target": "+".join(t.name for t in targets), "mode": mode, "statistic": stat, "n": len(ensembles),
-            "file": str(out_csv), "search_model": fidelity(measured, modelled_ms),
-            "members_alone_model": fidelity(measured, from_members)}
+            "file": str(out_csv), "search_model": latency_fidelity(measured, modelled_ms),
+            "members_alone_model": latency_fidelity(measured, from_members)}
 
 
 def _members_alone(shares, targets, artifacts, pool) -> dict[tuple[Target, str], Measurement]:

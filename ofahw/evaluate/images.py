@@ -32,11 +32,11 @@ class ImageFolder:
         index = {c: i for i, c in enumerate(self.classes)}
         self.samples = [(p, index[c]) for c in found for p in sorted((self.root / c).iterdir()) if p.suffix in SUFFIXES]
         if limit:
-            self.samples = self._spread(limit)
+            self.samples = self._evenly(limit)
         if not self.samples:
             raise UserError(f"image folder {root} holds no images ({', '.join(sorted(SUFFIXES))})")
 
-    def _spread(self, limit: int) -> list:
+    def _evenly(self, limit: int) -> list:
         """At most ``limit`` images taken evenly over the folder (so every class is represented)."""
         if limit >= len(self.samples):
             return self.samples

@@ -15,11 +15,11 @@ import numpy as np
 
 from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
-from ofahw.export import OnnxCache
+from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import LatencyTable, json_path
-from ofahw.measure import Artifact, Measurement, Protocol, Target, best_round
-from ofahw.space import Part, Space, build_part, part_cost
+from ofahw.measure import Measurement, Protocol, Target, best_round
+from ofahw.space import Part, Space, part_cost
 
 MIN_SAMPLES = 5
 N_SENTINELS = 5
@@ -45,46 +45,6 @@ class ProfileResult:
     unsettled: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     timed_s: float = 0.0
-
-
-def part_artifact(part: Part, cache: OnnxCache) -> Artifact:
-    shape = (1, *part.input_shape)
-    return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
-
-
-def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
-    """A whole subnet (random weights: latency does not depend on their values)."""
-    key, shape = space.config_hash(config), (1, 3, config["r"], config["r"])
-    def build():
-        return space.build_network(config)
-
-    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", build, shape), build)
-
-
-def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
-                      progress: bool = False) -> list[Measurement]:
-    """Measure each artifact in ``protocol.rounds`` rounds, each round over all artifacts in a new
-    random order, and return the fastest settled round of each (as a campaign does), carrying the
-    spread of its rounds. ``target`` must be open."""
-    rng = np.random.default_rng(seed)
-    rounds: list[list[Measurement]] = [[] for _ in artifacts]
-    bar = _progress(protocol.rounds * len(artifacts), progress, f"measure {target.name}")
-    for _ in range(protocol.rounds):
-        for i in rng.permutation(len(artifacts)):
-            rounds[i].append(target.measure(artifacts[i], protocol))
-            bar.update(1)
-    bar.close()
-    return [best_round(r, protocol.statistic) for r in rounds]
-
-
-def block_parts(space: Space, resolutions) -> dict[str, tuple[int, Part]]:
-    """Every distinct block of ``space`` at ``resolutions``, by key, with the resolution it is
-    measured at: a block shared by several resolutions is listed at the first."""
-    parts: dict[str, tuple[int, Part]] = {}
-    for r in resolutions:
-        for key, part in space.catalogue([r]).items():
-            parts.setdefault(key, (r, part))
-    return parts
 
 
 def journal_path(csv_path: Path) -> Path:
@@ -137,8 +97,8 @@ class Campaign:
             return rows, rounds
         if self.out.exists():
             table = LatencyTable.read(self.out)
-            self._check_compatible({"space": table.meta.get("space"), "statistic": table.meta.get("statistic"),
-                                    "target": table.meta.get("target", {}).get("fingerprint")}, self.out)
+            self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
+                                    "target": table.target_fingerprint}, self.out)
             rows.update({(r["kind"], r["key"]): r for r in table.rows})
         if self.journal.exists():
             lines = self.journal.read_text(encoding="utf-8").splitlines()
@@ -159,7 +119,7 @@ class Campaign:
     def plan(self) -> list[Item]:
         """Every block at every resolution, then ``samples`` stratified networks (seeded)."""
         items = [Item("block", key, r, (1, *part.input_shape), part=part)
-                 for key, (r, part) in block_parts(self.space, self.resolutions).items()]
+                 for key, (r, part) in self.space.block_parts(self.resolutions).items()]
         rng = np.random.default_rng(self.seed)
         for config in self.space.sample_stratified(self.samples, rng, self.resolutions):
             items.append(Item("network", self.space.config_hash(config), config["r"], (1, 3, config["r"], config["r"]), config=config))
@@ -253,7 +213,7 @@ class Campaign:
             "space": self.space.name,
             "resolutions": sorted({*self.resolutions, *(r["resolution"] for r in rows if r["kind"] == "network")}),
             "statistic": self.target.protocol.statistic,
-            "target": {"name": self.target.name, "kind": self.target.kind, "source": getattr(self.target, "source", ""),
+            "target": {"name": self.target.name, "kind": self.target.kind, "source": self.target.source,
                        "fingerprint": self.target.fingerprint()},
             "device": device,
             "protocol": self.target.protocol.to_dict(),
@@ -261,14 +221,37 @@ class Campaign:
             "profiling": {"wall_s": wall_s, "timed_s": timed_s, "measured_items": measured,
                           "overhead": wall_s / timed_s if timed_s else None,
                           "note": "this run only: wall time over time inside timed inference"},
-            "version": 1,
-            "history": [{"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}],
             "created_by": "ofahw " + __import__("ofahw").__version__,
         }
         table = LatencyTable(rows, meta)
-        table.meta["predictor"], table.meta["report"] = fit_predictor(table, self.space, seed=self.seed)
+        table.add_version({"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+                          history=[])
+        table.set_predictor(fit_predictor(table, self.space, seed=self.seed))
         table.write(self.out)
         return table
+
+
+def run_campaigns(campaigns: list[Campaign]) -> list:
+    """Run campaigns, remote ones concurrently; those on this machine one after another, since
+    measuring two local targets at once would perturb both. Returns each result or its exception."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = [c for c in campaigns if c.target.kind != "ssh"]
+    groups = [[c] for c in campaigns if c.target.kind == "ssh"] + ([local] if local else [])
+    outcomes: dict[int, object] = {}
+
+    def run_group(group):
+        for campaign in group:
+            try:
+                outcomes[id(campaign)] = campaign.run()
+            except Exception as exc:  # reported per target; the others go on
+                outcomes[id(campaign)] = exc
+
+    if len(campaigns) == 1:
+        return [campaigns[0].run()]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        list(pool.map(run_group, groups))
+    return [outcomes[id(c)] for c in campaigns]
 
 
 class BudgetExhausted(Incomplete):

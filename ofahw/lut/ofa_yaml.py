@@ -28,8 +28,8 @@ def export_ofa_yaml(table: LatencyTable, out: str | Path) -> int:
               **{s: row[f"{s}_ms"] for s in ("min", "p10", "median") if row.get(f"{s}_ms") is not None}}
         for key, row in sorted(table.blocks.items())
     }
-    header = (f"# OFA latency lookup table exported by ofahw from target {table.meta['target']['name']}"
-              f" ({table.meta['space']}); values in ms; 'mean' holds the {stat} of each block's runs\n")
+    header = (f"# OFA latency lookup table exported by ofahw from target {table.target_name}"
+              f" ({table.space_name}); values in ms; 'mean' holds the {stat} of each block's runs\n")
     atomic_write_text(out, header + yaml.safe_dump(entries, sort_keys=True))
     return len(entries)
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy.stats import kendalltau
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ofahw.errors import LutError
+from ofahw.fidelity import latency_fidelity
 from ofahw.lut.table import LatencyTable
 from ofahw.space import Space
 
@@ -38,19 +38,25 @@ class PartFeatures:
     def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None):
         self.table = table
         self.space = space
-        self.labels = labels or sorted({group_label(p.key) for p in space.catalogue(table.meta["resolutions"]).values()})
+        self.labels = labels or sorted({group_label(p.key) for p in space.catalogue(table.resolutions).values()})
         self._index = {label: i for i, label in enumerate(self.labels)}
+        self._blocks = table.blocks
+
+    def part_vector(self, part) -> np.ndarray:
+        """One part's contribution, (n_groups + 1,): its LUT latency in its group's column, 1 in the count."""
+        out = np.zeros(len(self.labels) + 1)
+        label = group_label(part.key)
+        if label not in self._index:
+            raise LutError(f"LUT predictor has no group for part '{part.key}'")
+        row = self._blocks.get(part.key)
+        if row is None:
+            raise LutError(f"LUT has no entry for block '{part.key}' (was its resolution profiled?)")
+        out[self._index[label]] = row["value_ms"]
+        out[-1] = 1.0
+        return out
 
     def row(self, config: dict) -> np.ndarray:
-        out = np.zeros(len(self.labels) + 1)
-        parts = self.space.parts(config)
-        for part in parts:
-            label = group_label(part.key)
-            if label not in self._index:
-                raise LutError(f"LUT predictor has no group for part '{part.key}'")
-            out[self._index[label]] += self.table.block_value(part.key)
-        out[-1] = len(parts)
-        return out
+        return sum((self.part_vector(p) for p in self.space.parts(config)), np.zeros(len(self.labels) + 1))
 
     def __call__(self, configs: list[dict]) -> np.ndarray:
         return np.array([self.row(c) for c in configs]).reshape(len(configs), len(self.labels) + 1)
@@ -102,21 +108,6 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
         return est
 
 
-def fidelity(measured: np.ndarray, predicted: np.ndarray) -> dict:
-    """Error figures of predictions against measurements (ms)."""
-    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
-    rel = np.abs(predicted / measured - 1.0)
-    tau = kendalltau(measured, predicted).statistic if len(measured) > 1 else float("nan")
-    return {
-        "n": int(len(measured)),
-        "rmse_ms": float(np.sqrt(np.mean(np.square(predicted - measured)))),
-        "mape": float(rel.mean()),
-        "within_5pct": float(np.mean(rel <= 0.05)),
-        "within_10pct": float(np.mean(rel <= 0.10)),
-        "kendall_tau": float(tau),
-    }
-
-
 def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0) -> tuple[dict, dict]:
     """Choose and fit the LUT's predictor. Returns (predictor parameters, report) for the JSON.
 
@@ -138,7 +129,7 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
     candidates = {}
     for model in MODELS:
         oof = cross_val_predict(LutLatencyRegressor(model=model), X, y, cv=cv)
-        candidates[model] = fidelity(y, oof)
+        candidates[model] = latency_fidelity(y, oof)
     best = min(candidates, key=lambda m: candidates[m]["mape"])
     fitted = LutLatencyRegressor(model=best).fit(X, y)
     report = {

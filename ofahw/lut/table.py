@@ -23,7 +23,7 @@ COLUMNS = [
 _FLOATS = {"flops_m", "params_m", "value_ms", "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms",
            "p90_ms", "p99_ms", "cov", "rel_se", "round_spread", "timed_s", "wall_s"}
 _INTS = {"resolution", "n", "rounds", "attempts", "warmup_runs"}
-KINDS = ("block", "network")
+ROW_KINDS = ("block", "network")
 
 
 def json_path(csv_path: str | Path) -> Path:
@@ -43,9 +43,60 @@ class LatencyTable:
     rows: list[dict]
     meta: dict = field(default_factory=dict)
 
+    # -- the metadata's fields, typed (the JSON holds them; these are the only readers) ---------
     @property
     def statistic(self) -> str:
         return self.meta["statistic"]
+
+    @property
+    def space_name(self) -> str:
+        return self.meta.get("space", "?")
+
+    @property
+    def resolutions(self) -> list[int]:
+        return list(self.meta["resolutions"])
+
+    @property
+    def target_name(self) -> str:
+        return self.meta["target"]["name"]
+
+    @property
+    def target_fingerprint(self) -> dict | None:
+        return self.meta.get("target", {}).get("fingerprint")
+
+    @property
+    def device(self) -> dict:
+        return dict(self.meta.get("device", {}))
+
+    @property
+    def sentinels(self) -> list[str]:
+        return list(self.meta.get("sentinels", []))
+
+    @property
+    def predictor(self) -> dict | None:
+        return self.meta.get("predictor")
+
+    @property
+    def report(self) -> dict:
+        return self.meta.get("report", {})
+
+    @property
+    def version(self) -> int:
+        return int(self.meta.get("version", 1))
+
+    @property
+    def history(self) -> list[dict]:
+        return list(self.meta.get("history", []))
+
+    def set_predictor(self, fitted: tuple[dict, dict]) -> None:
+        """Store a fitted predictor's parameters and its cross-validated report."""
+        self.meta["predictor"], self.meta["report"] = fitted
+
+    def add_version(self, event: dict, history: list[dict] | None = None) -> None:
+        """Make this table version ``event["version"]``, appending ``event`` to ``history`` (default:
+        its own): the one place a LUT's version and history change."""
+        self.meta["version"] = event["version"]
+        self.meta["history"] = [*(self.history if history is None else history), event]
 
     @property
     def blocks(self) -> dict[str, dict]:
@@ -58,12 +109,6 @@ class LatencyTable:
     def round_spreads(self, kind: str) -> list[float]:
         """How far each row of ``kind`` (block, network) spread between its rounds, where recorded."""
         return [r["round_spread"] for r in self.rows if r["kind"] == kind and r.get("round_spread") is not None]
-
-    def block_value(self, key: str) -> float:
-        row = self.blocks.get(key)
-        if row is None:
-            raise LutError(f"LUT has no entry for block '{key}' (was its resolution profiled?)")
-        return row["value_ms"]
 
     # -- files -------------------------------------------------------------------------------
     def to_csv_text(self) -> str:
@@ -154,8 +199,8 @@ def parse_row(raw: dict) -> dict:
             row[c] = json.loads(value)
         else:
             row[c] = value
-    if row["kind"] not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {row['kind']!r}")
+    if row["kind"] not in ROW_KINDS:
+        raise ValueError(f"kind must be one of {ROW_KINDS}, got {row['kind']!r}")
     if row["key"] is None or row["value_ms"] is None or not row["value_ms"] > 0:
         raise ValueError("key and a positive value_ms are required")
     if row["kind"] == "network" and not isinstance(row["config"], dict):

@@ -1,8 +1,10 @@
-"""Measurement: the protocol, the ``Target`` interface, and target files."""
+"""Measurement: the protocol, the ``Target`` interface, target files, and measuring in rounds."""
 
+from ofahw.export import Artifact
 from ofahw.measure.config import list_targets, load_target
 from ofahw.measure.protocol import STATISTICS, Measurement, Protocol, best_round, run_protocol
-from ofahw.measure.target import Artifact, Target
+from ofahw.measure.rounds import measure_in_rounds
+from ofahw.measure.target import Target
 
 __all__ = ["Artifact", "Measurement", "Protocol", "STATISTICS", "Target", "best_round", "list_targets", "load_target",
-           "run_protocol"]
+           "measure_in_rounds", "run_protocol"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ofahw._io import atomic_write_bytes, cache_dir
+from ofahw.export import Artifact
 from ofahw.measure.protocol import Protocol
-from ofahw.measure.target import Artifact, Target
+from ofahw.measure.target import Target
 
 PROBE_SHAPE = (1, 16, 32, 32)
 QUICK = Protocol(warmup_runs=5, warmup_s=0.02, min_repeats=20, min_time_s=0.05, max_time_s=0.5)
@@ -37,5 +38,5 @@ def check_target(target: Target) -> dict:
     with target:
         metadata = target.metadata()
         m = target.measure(Artifact("probe", PROBE_SHAPE, probe_model_path), QUICK)
-    return {"target": target.name, "kind": target.kind, "source": getattr(target, "source", ""),
+    return {"target": target.name, "kind": target.kind, "source": target.source,
             "metadata": metadata, "probe": {"model": "conv3x3(16->16)+relu on 1x16x32x32", **m.to_dict()}}

@@ -13,7 +13,7 @@ from ofahw.measure.protocol import Protocol
 from ofahw.measure.target import Target
 
 # kind -> "module:class", imported only when a target of that kind is used
-KINDS = {
+TARGET_KINDS = {
     "cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget",
     "ssh": "ofahw.measure.ssh:SshTarget",
     "tensorrt": "ofahw.measure.gpu:TensorRTTarget",
@@ -68,8 +68,8 @@ def _load_file(path: Path) -> tuple[str, dict, str]:
     unknown = set(data) - TOP_LEVEL_KEYS
     if unknown:
         raise TargetError(f"target file {path}: unknown keys {sorted(unknown)} (known: {sorted(TOP_LEVEL_KEYS)})")
-    if data.get("kind") not in KINDS:
-        raise TargetError(f"target file {path}: kind must be one of {sorted(KINDS)}, got {data.get('kind')!r}")
+    if data.get("kind") not in TARGET_KINDS:
+        raise TargetError(f"target file {path}: kind must be one of {sorted(TARGET_KINDS)}, got {data.get('kind')!r}")
     for section in ("runtime", "protocol", "ssh"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise TargetError(f"target file {path}: '{section}' must be a mapping")
@@ -80,7 +80,7 @@ def load_target(spec: str, accept_host_key: bool = False) -> Target:
     """Build the target named or pointed to by ``spec`` (not yet opened). ``accept_host_key``:
     the user explicitly accepts an SSH target's unknown host key (recorded in its metadata)."""
     name, data, source = resolve(spec)
-    module, _, cls = KINDS[data["kind"]].partition(":")
+    module, _, cls = TARGET_KINDS[data["kind"]].partition(":")
     try:
         protocol = Protocol.from_dict(data.get("protocol"))
     except (TypeError, ValueError) as exc:

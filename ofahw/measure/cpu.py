@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from ofahw.errors import TargetError
-from ofahw.measure.metadata import host_metadata
-from ofahw.measure.target import Artifact, Target
-
-GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
-                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+from ofahw.export import Artifact
+from ofahw.measure.host import GRAPH_OPTIMIZATION, host_facts, ort_session_options
+from ofahw.measure.target import Prepared, Target
 
 
 class OnnxruntimeCpuTarget(Target):
@@ -37,27 +33,21 @@ class OnnxruntimeCpuTarget(Target):
     def _session_options(self):
         import onnxruntime as ort
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.options["threads"]
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[self.options["graph_optimization"]])
-        so.log_severity_level = 3
-        return so
+        return ort_session_options(ort, self.options["threads"], self.options["graph_optimization"])
 
     def metadata(self) -> dict:
         import onnxruntime as ort
 
-        return {**host_metadata(), "runtime": "onnxruntime", "onnxruntime": ort.__version__,
+        return {**host_facts(), "runtime": "onnxruntime", "onnxruntime": ort.__version__,
                 "provider": self.providers[0], **self.options}
 
-    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+    def _prepare(self, artifact: Artifact) -> Prepared:
         import onnxruntime as ort
 
         self._session = ort.InferenceSession(str(artifact.onnx()), self._session_options(), providers=self.providers)
         feed = {self._session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)}
         session = self._session
-        return lambda: session.run(None, feed)
+        return Prepared(lambda: session.run(None, feed))
 
     def _release(self) -> None:
         self._session = None

@@ -16,9 +16,10 @@ import numpy as np
 
 from ofahw._io import atomic_write_bytes, cache_dir
 from ofahw.errors import TargetError
+from ofahw.export import Artifact
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
-from ofahw.measure.metadata import host_metadata
-from ofahw.measure.target import Artifact, Target
+from ofahw.measure.host import host_facts
+from ofahw.measure.target import Prepared, Target
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -47,7 +48,7 @@ def gpu_metadata() -> dict:
             facts.update(dict(zip(fields.split(","), (v.strip() for v in out.split(",")), strict=False)))
         except (OSError, subprocess.SubprocessError):
             pass
-    return {**host_metadata(), **facts}
+    return {**host_facts(), **facts}
 
 
 class _EventClock:
@@ -105,10 +106,10 @@ class _StreamTarget(Target):
     def _launcher(self, artifact: Artifact, stream) -> Callable[[], None]:
         """Load ``artifact`` (kept in ``self._keep`` until released) and return what launches one run on ``stream``."""
 
-    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
+    def _prepare(self, artifact: Artifact) -> Prepared:
         return self._timed(self._launcher(artifact, self.stream))
 
-    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack) -> Callable[[], None]:
+    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack) -> Prepared:
         """On the GPU: ``serial`` launches the members one after another on the timed stream;
         ``parallel`` forks each member onto a stream of its own and joins them, so a sample lasts
         until the slowest member is done (the GPU shares its units among them)."""
@@ -132,11 +133,10 @@ class _StreamTarget(Target):
 
         return self._timed(serial if mode == "serial" else parallel)
 
-    def _timed(self, launch: Callable[[], None]) -> Callable[[], None]:
+    def _timed(self, launch: Callable[[], None]) -> Prepared:
         self._clock_source = _EventClock(self.torch, self.stream)
         run_once = self._clock_source.wrap(launch)
-        self._per_call = self._clock_source.per_call
-        return run_once
+        return Prepared(run_once, self._clock_source.per_call)
 
     def _clock(self) -> int:
         return self._clock_source()

@@ -1,5 +1,5 @@
-"""The remote runner: one file shipped to a device (with ``protocol.py`` prepended by
-``build_runner_script``) that applies ofahw's measurement protocol there.
+"""The remote runner: one file shipped to a device (with ``protocol.py`` and ``host.py`` prepended
+by ``build_runner_script``) that applies ofahw's measurement protocol there.
 
 It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, or a ``trtexec`` binary for
 ``trtexec``. It reads one JSON job per line on stdin and writes one JSON line per event on stdout:
@@ -10,7 +10,6 @@ It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, or a ``t
 import glob
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 
 import numpy as np
 
+from ofahw.measure.host import host_facts, ort_session_options, read_text  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
 INSTALL_HINT = {
@@ -27,32 +27,17 @@ INSTALL_HINT = {
 }
 
 
-def _read(path):
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
 def device_facts():
-    """Clocks, power mode and temperatures where the device exposes them (sysfs, nvpmodel)."""
-    facts = {"hostname": platform.node(), "machine": platform.machine(), "python": platform.python_version(),
-             "cpu_count": os.cpu_count(), "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-             "cpu_cur_khz": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")}
-    for line in (_read("/proc/cpuinfo") or "").splitlines():
-        if line.lower().startswith(("model name", "hardware")):
-            facts["cpu_model"] = line.split(":", 1)[1].strip()
-            break
-    facts["model"] = _read("/proc/device-tree/model")
+    """The host's facts, plus the board's model, temperatures, GPU clock and power mode where it exposes them."""
+    facts = {**host_facts(), "model": read_text("/proc/device-tree/model")}
     temps = {}
     for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
-        value = _read(zone + "/temp")
+        value = read_text(zone + "/temp")
         if value and value.lstrip("-").isdigit():
-            temps[_read(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
+            temps[read_text(zone + "/type") or os.path.basename(zone)] = int(value) / 1000.0
     facts["temperatures_c"] = temps
     gpu_freq = glob.glob("/sys/devices/gpu.0/devfreq/*/cur_freq") + glob.glob("/sys/devices/platform/*gpu*/devfreq/*/cur_freq")
-    facts["gpu_cur_hz"] = _read(gpu_freq[0]) if gpu_freq else None
+    facts["gpu_cur_hz"] = read_text(gpu_freq[0]) if gpu_freq else None
     if shutil.which("nvpmodel"):
         try:
             facts["nvpmodel"] = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10).stdout.strip()
@@ -70,13 +55,7 @@ class OrtRuntime:
 
     def prepare(self, path, input_shape):
         ort, o = self.ort, self.options
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(o.get("threads", 1))
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        levels = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, levels[o.get("graph_optimization", "all")])
-        so.log_severity_level = 3
+        so = ort_session_options(ort, o.get("threads", 1), o.get("graph_optimization", "all"))
         session = ort.InferenceSession(path, so, providers=o.get("providers") or ["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)}
         return lambda: session.run(None, feed)
@@ -138,14 +117,14 @@ def parse_trtexec_times(text):
     return [float(r["computeMs"]) for r in records if isinstance(r, dict) and "computeMs" in r]
 
 
-RUNTIMES = {"onnxruntime": OrtRuntime, "trtexec": TrtexecRuntime}
+RUNTIME_CLASSES = {"onnxruntime": OrtRuntime, "trtexec": TrtexecRuntime}
 
 
 def main():
     options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     name = options.get("runtime", "onnxruntime")
     try:
-        runtime = RUNTIMES[name](options)
+        runtime = RUNTIME_CLASSES[name](options)
     except (ImportError, FileNotFoundError, OSError, subprocess.SubprocessError) as exc:
         print(json.dumps({"event": "fatal", "error": f"{name} is not usable on this device: {exc}",
                           "install": INSTALL_HINT.get(name, "")}), flush=True)

@@ -17,22 +17,23 @@ from pathlib import Path
 import paramiko
 
 from ofahw.errors import TargetError
+from ofahw.export import Artifact
 from ofahw.measure.protocol import Measurement, Protocol
 from ofahw.measure.runner import INSTALL_HINT
-from ofahw.measure.target import Artifact, Target
+from ofahw.measure.target import Target
 
 SSH_KEYS = {"host", "user", "port", "key", "known_hosts", "host_key_fingerprint", "python", "trtexec", "workdir",
             "before", "after", "connect_timeout", "retries"}
-RUNTIMES = ("onnxruntime", "trtexec")
+REMOTE_RUNTIMES = ("onnxruntime", "trtexec")
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 
 @cache
 def build_runner_script() -> str:
-    """protocol.py followed by runner.py, minus the runner's import of the protocol: one file."""
+    """protocol.py, host.py and runner.py, minus the runner's imports of the other two: one file."""
     here = Path(__file__).parent
     runner = "".join(line for line in (here / "runner.py").read_text().splitlines(keepends=True) if "# ofahw:local-import" not in line)
-    return (here / "protocol.py").read_text() + "\n\n" + runner
+    return "\n\n".join([(here / "protocol.py").read_text(), (here / "host.py").read_text(), runner])
 
 
 def key_fingerprint(key) -> str:
@@ -76,8 +77,8 @@ class SshTarget(Target):
 
     def __init__(self, name, options=None, protocol=None, ssh: dict | None = None, accept_host_key: bool = False):
         super().__init__(name, options, protocol)
-        if self.options["runtime"] not in RUNTIMES:
-            raise TargetError(f"target '{name}': runtime must be one of {RUNTIMES}, got {self.options['runtime']!r}")
+        if self.options["runtime"] not in REMOTE_RUNTIMES:
+            raise TargetError(f"target '{name}': runtime must be one of {REMOTE_RUNTIMES}, got {self.options['runtime']!r}")
         if self.options["precision"] not in ("fp32", "fp16"):
             raise TargetError(f"target '{name}': precision must be fp32 or fp16")
         self.ssh = _validate_ssh(name, ssh or {})

@@ -8,21 +8,20 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from ofahw.errors import TargetError
+from ofahw.export import Artifact
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 
 
 @dataclass(frozen=True)
-class Artifact:
-    """One item to time: a model at a fixed input shape, built lazily where it is measured."""
+class Prepared:
+    """A loaded model, ready to time: ``run`` runs it synchronously ``per_call`` times back to back
+    (GPU targets run it several times where one run is too short for their clock)."""
 
-    key: str
-    input_shape: tuple[int, ...]  # (batch, channels, height, width)
-    onnx: Callable[[], Path]  # returns the path of the ONNX file, exporting it if needed
-    torch: Callable[[], object] | None = None  # builds the torch module (for targets that run torch itself)
+    run: Callable[[], None]
+    per_call: int = 1
 
 
 class Target(ABC):
@@ -37,6 +36,8 @@ class Target(ABC):
     option_defaults: ClassVar[dict] = {}
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
+    source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
+    description: str = ""
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -69,9 +70,8 @@ class Target(ABC):
         """Device and runtime facts recorded with every LUT (model, cores, versions, clocks)."""
 
     @abstractmethod
-    def _prepare(self, artifact: Artifact) -> Callable[[], None]:
-        """Load ``artifact`` and return a callable that runs it synchronously: once, or
-        ``self._per_call`` times back to back where the target sets that."""
+    def _prepare(self, artifact: Artifact) -> Prepared:
+        """Load ``artifact`` and return how to run it."""
 
     def _release(self) -> None:
         """Free what ``_prepare`` loaded."""
@@ -91,10 +91,9 @@ class Target(ABC):
     def measure(self, artifact: Artifact, protocol: Protocol | None = None) -> Measurement:
         if not self._open:
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
-        self._per_call = 1
-        run_once = self._prepare(artifact)
+        prepared = self._prepare(artifact)
         try:
-            return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
+            return run_protocol(prepared.run, protocol or self.protocol, clock=self._clock, per_call=prepared.per_call)
         finally:
             self._release()
 
@@ -106,22 +105,21 @@ class Target(ABC):
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
         if not self.times_groups:
             raise TargetError(f"target '{self.name}' ({self.kind}) cannot time groups of models yet")
-        self._per_call = 1
         with contextlib.ExitStack() as stack:
-            run_once = self._prepare_group(artifacts, mode, stack)
+            prepared = self._prepare_group(artifacts, mode, stack)
             try:
-                return run_protocol(run_once, protocol or self.protocol, clock=self._clock, per_call=self._per_call)
+                return run_protocol(prepared.run, protocol or self.protocol, clock=self._clock, per_call=prepared.per_call)
             finally:
                 self._release()
 
-    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack: contextlib.ExitStack) -> Callable[[], None]:
+    def _prepare_group(self, artifacts: list[Artifact], mode: str, stack: contextlib.ExitStack) -> Prepared:
         """Load ``artifacts`` and return a callable that runs them as a group: here, host threads
         (one per model, each closure keeping its own session); ``stack`` closes what it opens."""
-        runs = [self._prepare(a) for a in artifacts]
+        runs = [self._prepare(a).run for a in artifacts]
         if mode == "serial":
-            return lambda: [run() for run in runs]
+            return Prepared(lambda: [run() for run in runs])
         pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(len(runs)))
-        return lambda: list(pool.map(lambda run: run(), runs))
+        return Prepared(lambda: list(pool.map(lambda run: run(), runs)))
 
     def measure_batch(self, jobs: list[tuple[Artifact, Protocol]]) -> Iterator[Measurement]:
         """Measurements of ``jobs`` in order, each yielded as soon as it is done."""

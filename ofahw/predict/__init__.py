@@ -1,4 +1,5 @@
-"""Predictions over subnets: latency from a LUT (accuracy sources come with the search issue)."""
+"""Predictions over subnets: latency from a LUT, accuracy from an OFA predictor checkpoint or a
+fitted predictor, and everything ofahw thinks of one subnet (``describe_subnet``)."""
 
 from ofahw.predict.latency import LutLatencyModel
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neural_network import MLPRegressor
@@ -17,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ofahw._io import atomic_write_text, strict_json
 from ofahw.errors import ConfigError, UserError
+from ofahw.fidelity import accuracy_fidelity, chosen_scores
 from ofahw.predict.accuracy import _mlp, _onehot
 from ofahw.predict.population import cost_model
 from ofahw.space import Space, get_space
@@ -94,7 +94,7 @@ class FittedAccuracyPredictor:
         candidates = {}
         for name, make in CANDIDATES.items():
             pred = cross_val_predict(make(seed), F, z, cv=folds) * y_scale + y_mean
-            candidates[name] = _scores(y, pred)
+            candidates[name] = accuracy_fidelity(y, pred)
         chosen = max(candidates, key=lambda n: candidates[n]["kendall_tau"])
         model = CANDIDATES[chosen](seed).fit(F, z)
         if chosen == "ridge":
@@ -132,7 +132,7 @@ class FittedAccuracyPredictor:
             raise UserError(f"cannot read accuracy predictor {path}: {exc}") from None
         if space is not None and space.name != full.name:
             raise UserError(f"accuracy predictor {path} is for space {full.name}, not {space.name}")
-        tau = report["candidates"][report["chosen"]]["kendall_tau"]
+        tau = chosen_scores(report)["kendall_tau"]
         source = f"predicted: accuracy predictor {path} (fitted on {report.get('trained_on') or '?'}, CV Kendall tau {tau:.3f})"
         predictor = cls(full.with_resolutions(report["resolutions"]), layers, y_mean, y_scale, report, source=source)
         return predictor.restricted(space) if space is not None else predictor
@@ -163,6 +163,3 @@ def _features(space: Space, X: np.ndarray, columns: np.ndarray, n_onehot: int) -
     return np.column_stack([onehot, r, r**2, flops, flops**2, flops * r, params]).astype(np.float32)
 
 
-def _scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    return {"kendall_tau": float(kendalltau(y, pred).statistic), "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
-            "mae": float(np.mean(np.abs(pred - y)))}

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ofahw.errors import LutError
+from ofahw.fidelity import chosen_scores
 from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures
-from ofahw.lut.predictors import group_label
 from ofahw.predict.population import PartSum
 from ofahw.space import Space, get_space
 
@@ -18,7 +18,7 @@ class LutLatencyModel:
 
     def __init__(self, table: LatencyTable, space: Space, path: Path | None = None):
         self.table, self.space, self.path = table, space, path
-        params = table.meta.get("predictor")
+        params = table.predictor
         if not isinstance(params, dict) or "labels" not in params:
             raise LutError(f"LUT {path} has no fitted predictor; re-run `ofahw profile` to fit one")
         self.features = PartFeatures(table, space, labels=list(params["labels"]))
@@ -27,15 +27,15 @@ class LutLatencyModel:
     @classmethod
     def load(cls, csv_path: str | Path) -> LutLatencyModel:
         table = LatencyTable.read(csv_path)
-        return cls(table, get_space(table.meta.get("space", "?")), Path(csv_path))
+        return cls(table, get_space(table.space_name), Path(csv_path))
 
     @property
     def target(self) -> str:
-        return self.table.meta["target"]["name"]
+        return self.table.target_name
 
     def _check(self, configs: list[dict]) -> list[dict]:
         configs = [self.space.canonical(c) for c in configs]
-        profiled = self.table.meta["resolutions"]
+        profiled = self.table.resolutions
         for c in configs:
             if c["r"] not in profiled:
                 raise LutError(f"resolution {c['r']} was not profiled in LUT {self.path} (profiled: {profiled})")
@@ -48,21 +48,10 @@ class LutLatencyModel:
     def population(self, space: Space) -> PartSum:
         """A vectorised form of :meth:`predict` over encoded subnets of ``space`` (which must
         hold only resolutions this LUT profiled): call ``predict_encoded`` with it."""
-        missing = set(space.resolutions) - set(self.table.meta["resolutions"])
+        missing = set(space.resolutions) - set(self.table.resolutions)
         if missing:
             raise LutError(f"resolutions {sorted(missing)} were not profiled in LUT {self.path}")
-        index, n = self.features._index, len(self.features.labels)
-
-        def part_vector(part):
-            out = np.zeros(n + 1)
-            label = group_label(part.key)
-            if label not in index:
-                raise LutError(f"LUT predictor has no group for part '{part.key}'")
-            out[index[label]] = self.table.block_value(part.key)
-            out[-1] = 1.0
-            return out
-
-        return PartSum(space, part_vector, n + 1)
+        return PartSum(space, self.features.part_vector, len(self.features.labels) + 1)
 
     def predict_encoded(self, features: PartSum, X: np.ndarray) -> np.ndarray:
         """Shape (n,), milliseconds, for encoded subnets ``X`` (n, n_var)."""
@@ -75,8 +64,8 @@ class LutLatencyModel:
     def explain(self, config: dict) -> dict:
         """One prediction with its provenance, ready for ``--json``."""
         config = self._check([config])[0]
-        report = self.table.meta.get("report", {})
-        chosen = report.get("candidates", {}).get(report.get("chosen"), {})
+        report = self.table.report
+        chosen = chosen_scores(report)
         return {
             "latency_ms": float(self.predict([config])[0]),
             "statistic": self.table.statistic,

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from ofahw.lut import LatencyTable
-from ofahw.lut.steadiness import CONTENDED_TAIL, median_or_none, network_tails
+from ofahw.lut.steadiness import CONTENDED_TAIL, UNSTEADY_SPREAD, median_or_none, network_tails
 
 OK, UNIFORM, NON_UNIFORM, UNSTEADY, CONTENTION = "no-drift", "uniform-drift", "non-uniform-drift", "unsteady", "contention"
 # What each verdict exits with, for cron and CI: 0 nothing to do, 3-4 the LUT followed a drift,
@@ -49,7 +49,7 @@ def noise_threshold(table: LatencyTable, floor: float = 0.03, ceiling: float = 0
     return ceiling if p75 is None else float(np.clip(p75, floor, ceiling))
 
 
-def steady_limit(table: LatencyTable, floor: float = 0.10) -> float:
+def steady_limit(table: LatencyTable, floor: float = UNSTEADY_SPREAD) -> float:
     """The round spread (median over a check's sentinels) above which a check judges nothing: twice
     the 75th percentile the LUT's own networks showed, and never below ``floor``."""
     p75 = _round_spread_p75(table, "network")

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from ofahw.errors import UserError
+from ofahw.plots import pyplot, save_figure
 from ofahw.reprofile.drift import CONTENTION, UNSTEADY
 from ofahw.reprofile.run import history_dir
-from ofahw.search.outputs import _save
 
 
 def drift_report(csv_path: str | Path, out_png: str | Path) -> dict:
@@ -18,11 +18,7 @@ def drift_report(csv_path: str | Path, out_png: str | Path) -> dict:
     if not checks_file.exists():
         raise UserError(f"{csv_path} has no checks yet (run `ofahw reprofile --lut {csv_path} --target ...`)")
     checks = [json.loads(line) for line in checks_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     x = range(1, len(checks) + 1)
     ax.plot(x, [c["median_ratio"] for c in checks], "o-", label="median new / stored (sentinels, measured)")
@@ -40,6 +36,6 @@ def drift_report(csv_path: str | Path, out_png: str | Path) -> dict:
     ax.set_ylabel("latency ratio")
     ax.set_title(f"{csv_path.name}: {len(checks)} checks on target {checks[-1]['target']}", fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, Path(out_png))
+    save_figure(fig, Path(out_png))
     verdicts = [c["verdict"] for c in checks]
     return {"checks": len(checks), "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))}, "plot": str(out_png)}

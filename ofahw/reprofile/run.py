@@ -17,11 +17,11 @@ import numpy as np
 
 from ofahw._io import strict_json
 from ofahw.errors import LutError, UserError
-from ofahw.export import OnnxCache
+from ofahw.export import OnnxCache, network_artifact, part_artifact
 from ofahw.lut import LatencyTable, json_path
-from ofahw.lut.campaign import Campaign, block_parts, measure_in_rounds, network_artifact, part_artifact
+from ofahw.lut.campaign import Campaign
 from ofahw.lut.predictors import fit_predictor
-from ofahw.measure import Target
+from ofahw.measure import Target, measure_in_rounds
 from ofahw.reprofile.drift import (
     NON_UNIFORM,
     OK,
@@ -68,7 +68,7 @@ def lut_lock(csv_path: Path):
 def check_settings(table: LatencyTable, target: Target, csv_path: Path) -> None:
     """A target whose runtime settings differ from those the LUT was measured with measures
     something else: a check would read that as drift. Refuse, naming the settings."""
-    stored = table.meta.get("target", {}).get("fingerprint") or {}
+    stored = table.target_fingerprint or {}
     now = target.fingerprint()
     if stored == now:
         return
@@ -95,9 +95,9 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
     with lut_lock(csv_path):
         table = LatencyTable.read(csv_path)
         check_settings(table, target, csv_path)
-        space = get_space(table.meta["space"])
+        space = get_space(table.space_name)
         rows = {r["key"]: r for r in table.networks}
-        sentinels = [rows[k] for k in table.meta.get("sentinels", []) if k in rows]
+        sentinels = [rows[k] for k in table.sentinels if k in rows]
         if len(sentinels) < 3:
             raise LutError(f"LUT {csv_path} has {len(sentinels)} sentinel subnets; re-profile it to get a sentinel set")
         stat = table.statistic
@@ -119,7 +119,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
                 measured, verdict = look(1)
         new = [m.value(stat) for m in measured]
         record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "target": target.name,
-                  "lut_version": table.meta.get("version", 1), **verdict.to_dict(), "statistic": stat,
+                  "lut_version": table.version, **verdict.to_dict(), "statistic": stat,
                   "first_look": first,
                   "sentinels": {r["key"]: [float(s), float(n)] for r, s, n in zip(sentinels, stored, new, strict=True)},
                   "unsettled": int(sum(not m.settled for m in measured))}
@@ -136,7 +136,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
 
 def _keep_version(csv_path: Path, table: LatencyTable) -> int:
     """Copy the LUT's current version into the history folder; return its number."""
-    version = int(table.meta.get("version", 1))
+    version = table.version
     history = history_dir(csv_path)
     history.mkdir(exist_ok=True)
     shutil.copy2(csv_path, history / f"v{version}.csv")
@@ -145,8 +145,7 @@ def _keep_version(csv_path: Path, table: LatencyTable) -> int:
 
 
 def _write_version(csv_path: Path, table: LatencyTable, history: list[dict], event: dict) -> dict:
-    table.meta["version"] = event["version"]
-    table.meta["history"] = [*history, event]
+    table.add_version(event, history)
     table.write(csv_path)
     return event
 
@@ -160,9 +159,9 @@ def _rescale(csv_path: Path, table: LatencyTable, space, scale: float, at: str) 
     its predictor refitted, as the next version."""
     version = _keep_version(csv_path, table)
     table.rows = [_scaled(row, scale) for row in table.rows]
-    table.meta["predictor"], table.meta["report"] = fit_predictor(table, space)
+    table.set_predictor(fit_predictor(table, space))
     event = {"version": version + 1, "event": "recalibrated", "scale": scale, "at": at}
-    return _write_version(csv_path, table, table.meta.get("history", []), event)
+    return _write_version(csv_path, table, table.history, event)
 
 
 def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target, seed: int, at: str,
@@ -174,7 +173,7 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     The work LUT and its journal live in the history folder, so an interrupted run resumes there."""
     start = time.monotonic()
     stat, threshold = table.statistic, noise_threshold(table, kind="block")
-    parts = block_parts(space, table.meta["resolutions"])
+    parts = space.block_parts(table.resolutions)
     blocks = list(table.blocks.values())
     cache = OnnxCache()
     with target:
@@ -183,17 +182,17 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     ratios = np.array([m.value(stat) / b["value_ms"] for m, b in zip(quick, blocks, strict=True)])
     common = float(np.median(ratios))  # the machine's overall move, which the kept blocks follow
     kept = [_scaled(b, common) for b, r in zip(blocks, ratios, strict=True) if abs(r / common - 1.0) <= threshold]
-    version = int(table.meta.get("version", 1))
+    version = table.version
     work = history_dir(csv_path) / f"reprofile-v{version + 1}.csv"
     work.parent.mkdir(exist_ok=True)
     LatencyTable(kept, dict(table.meta)).write(work)
-    result = Campaign(space, target, work, table.meta["resolutions"], samples=len(table.networks), seed=seed,
+    result = Campaign(space, target, work, table.resolutions, samples=len(table.networks), seed=seed,
                       cache=cache, progress=progress, log=lambda m: None).run()
     _keep_version(csv_path, table)
     event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept), "kept_scale": common,
              "remeasured_blocks": len(blocks) - len(kept), "networks": len(result.table.networks),
              "block_threshold": threshold, "wall_s": round(time.monotonic() - start, 1)}
-    _write_version(csv_path, result.table, table.meta.get("history", []), event)
+    _write_version(csv_path, result.table, table.history, event)
     work.unlink()
     json_path(work).unlink()
     return event
@@ -212,4 +211,4 @@ def restore(csv_path: str | Path, version: int) -> dict:
         now = _keep_version(csv_path, current)
         event = {"version": now + 1, "event": f"restored version {version}",
                  "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        return _write_version(csv_path, LatencyTable.read(old_csv), current.meta.get("history", []), event)
+        return _write_version(csv_path, LatencyTable.read(old_csv), current.history, event)

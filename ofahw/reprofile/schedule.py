@@ -84,7 +84,7 @@ def _command(target: str, lut: Path) -> list[str]:
     return [sys.executable, "-m", "ofahw", "reprofile", "--target", target, "--lut", str(lut)]
 
 
-def _log(lut: Path) -> Path:
+def _log_path(lut: Path) -> Path:
     return lut.with_name(lut.stem + ".reprofile.log")
 
 
@@ -116,9 +116,9 @@ def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict
     remove(lut)  # one schedule per LUT: a new one replaces the old, whichever way it was installed
     if via == "systemd":
         return _install_timer(target, lut, expression)
-    command = f"cd {shlex.quote(str(Path.cwd()))} && {shlex.join(_command(target, lut))} >> {shlex.quote(str(_log(lut)))} 2>&1"
+    command = f"cd {shlex.quote(str(Path.cwd()))} && {shlex.join(_command(target, lut))} >> {shlex.quote(str(_log_path(lut)))} 2>&1"
     _write([*_read(), f"{expression} {command} {MARK}{lut}"])
-    return {"lut": str(lut), "target": target, "schedule": expression, "via": "cron", "log": str(_log(lut))}
+    return {"lut": str(lut), "target": target, "schedule": expression, "via": "cron", "log": str(_log_path(lut))}
 
 
 def entries() -> list[dict]:
@@ -199,7 +199,7 @@ def _install_timer(target: str, lut: Path, expression: str) -> dict:
         check = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True, text=True)
         if check.returncode != 0:
             raise ConfigError(f"cron expression {expression!r} became OnCalendar={calendar!r}, which systemd rejects")
-    log = str(_log(lut)).replace("%", "%%")
+    log = str(_log_path(lut)).replace("%", "%%")
     atomic_write_text(folder / f"{name}.service", (
         f"[Unit]\nDescription=ofahw reprofile of {str(lut).replace('%', '%%')}\n\n[Service]\nType=oneshot\n"
         f"WorkingDirectory={_systemd_quote(str(Path.cwd()))}\n"
@@ -213,7 +213,7 @@ def _install_timer(target: str, lut: Path, expression: str) -> dict:
     _systemctl("daemon-reload")
     _systemctl("enable", "--now", f"{name}.timer")
     return {"lut": str(lut), "target": target, "schedule": expression, "via": "systemd", "timer": f"{name}.timer",
-            "on_calendar": calendar, "log": str(_log(lut))}
+            "on_calendar": calendar, "log": str(_log_path(lut))}
 
 
 def _timers() -> list[dict]:

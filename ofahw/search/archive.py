@@ -34,10 +34,10 @@ class Archive:
     def evaluate_into(self, problem: SubnetProblem, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Evaluate ``X`` (repaired), add it, and return (F, G)."""
         X = problem.space.repair(X)
-        out: dict = {}
-        problem._evaluate(X, out)
-        self.add(X, out["F"], out.get("G"))
-        return out["F"], out.get("G")
+        F, G = problem.evaluate(X, return_values_of=["F", "G"])
+        G = G if G.size else None
+        self.add(X, F, G)
+        return F, G
 
     def front(self) -> tuple[np.ndarray, np.ndarray]:
         """(X, F) of the feasible non-dominated subnets, sorted by the first objective."""
@@ -64,8 +64,6 @@ def reference_point(problem: SubnetProblem, rng: np.random.Generator, n: int = 2
     random sample plus the smallest and largest subnets, pushed out by a tenth of its range."""
     space = problem.space
     X = np.vstack([rng.integers(space.xl, space.xu + 1, size=(n, space.n_var)), space.xl, space.xu])
-    out: dict = {}
-    problem._evaluate(space.repair(X), out)
-    F = out["F"]
+    F = problem.evaluate(space.repair(X), return_values_of=["F"])
     lo, hi = F.min(axis=0), F.max(axis=0)
     return hi + 0.1 * np.maximum(hi - lo, 1e-9)

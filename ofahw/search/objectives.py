@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ofahw.errors import ConfigError
+from ofahw.fidelity import chosen_scores
 from ofahw.predict import LutLatencyModel
 from ofahw.predict.population import cost_model
 from ofahw.space import Space
@@ -65,8 +66,7 @@ def parse_constraint(text: str, objectives: list[Objective]) -> tuple[Objective,
 
 def latency_objective(model: LutLatencyModel, space: Space) -> Objective:
     features = model.population(space)
-    report = model.table.meta.get("report", {})
-    mape = report.get("candidates", {}).get(report.get("chosen"), {}).get("mape")
+    mape = chosen_scores(model.table.report).get("mape")
     fit = f", CV MAPE {mape:.1%}" if isinstance(mape, float) else ""
     return Objective(f"latency_ms@{model.target}", lambda X: model.predict_encoded(features, X),
                      f"predicted: {model.table.statistic} latency from LUT {model.path} measured on target {model.target}"

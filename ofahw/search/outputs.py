@@ -1,15 +1,19 @@
-"""The files of ``runs/<name>/``: pareto.csv, summary.json, pareto.png, hypervolume.png."""
+"""The files of ``runs/<name>/``: pareto.csv and summary.json (each with its typed reader), pareto.png,
+hypervolume.png."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, atomic_write_text, strict_json
+from ofahw._io import atomic_write_text, strict_json
+from ofahw.errors import UserError
+from ofahw.plots import pyplot, save_figure
 from ofahw.search.problem import SubnetProblem
 from ofahw.search.run import SearchResult, SearchSettings
 
@@ -47,11 +51,7 @@ def write_run(out: Path, problem: SubnetProblem, settings: SearchSettings, resul
 
 
 def _plots(out: Path, problem: SubnetProblem, result: SearchResult) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     objectives = problem.objectives
     acc = next((i for i, o in enumerate(objectives) if o.maximise), 0)
     other = next((i for i in range(len(objectives)) if i != acc), None)
@@ -63,19 +63,77 @@ def _plots(out: Path, problem: SubnetProblem, result: SearchResult) -> None:
         ax.set_ylabel(objectives[acc].name)
     ax.set_title(f"front: {len(result.X)} subnets, hypervolume {result.hypervolume:.4g}", fontsize=9)
     fig.text(0.01, 0.01, objectives[other].source if other is not None else "", fontsize=5)
-    _save(fig, out / "pareto.png")
+    save_figure(fig, out / "pareto.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     if result.history:
         ax.plot([h["n_eval"] for h in result.history], [h["hypervolume"] for h in result.history])
     ax.set_xlabel("evaluations")
     ax.set_ylabel("hypervolume")
-    _save(fig, out / "hypervolume.png")
+    save_figure(fig, out / "hypervolume.png")
 
 
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+@dataclass(frozen=True)
+class FrontMember:
+    """One row of pareto.csv: the subnet and its objective values with how each was obtained."""
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    config_hash: str
+    config: dict
+    values: dict[str, float]  # objective name (top1, latency_ms@TARGET, flops_m, ...) → value
+    sources: dict[str, str]  # objective name → provenance
+
+
+@dataclass(frozen=True)
+class Front:
+    """A search's pareto.csv, read back."""
+
+    path: Path
+    members: list[FrontMember]
+
+    @property
+    def hashes(self) -> list[str]:
+        return [m.config_hash for m in self.members]
+
+    def latency_columns(self) -> list[str]:
+        return [n for n in (self.members[0].values if self.members else {}) if n.startswith("latency_ms@")]
+
+    def column(self, name: str) -> np.ndarray:
+        return np.array([m.values[name] for m in self.members])
+
+
+def read_front(path: str | Path) -> Front:
+    """pareto.csv as :func:`write_run` writes it; a file that is not one is one clear error."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read front {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not rows or "config_hash" not in rows[0]:
+        raise UserError(f"{path} is not a search's pareto.csv (no rows, or no config_hash column)")
+    names = [c for c in rows[0] if c not in ("rank", "config_hash", "config") and not c.endswith("_source")]
+    members = []
+    for i, row in enumerate(rows, 1):
+        try:
+            config = json.loads(row["config"]) if row.get("config") else {}
+            values = {n: float(row[n]) for n in names}
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: row {i} holds a config that is not JSON or a value that is not a number") from None
+        members.append(FrontMember(row["config_hash"], config, values, {n: row.get(f"{n}_source", "") for n in names}))
+    return Front(path, members)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The fields of a run's summary.json that later stages read."""
+
+    space: str
+    resolutions: list[int]
+    objectives: list[dict]
+
+
+def read_summary(path: str | Path) -> RunSummary:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RunSummary(str(data["space"]), list(data.get("resolutions", [])), list(data.get("objectives", [])))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{path} is not a search's summary.json") from None

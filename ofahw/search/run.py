@@ -177,10 +177,8 @@ def _baseline(problem: SubnetProblem, run: _Run) -> None:
                                 "hypervolume": hypervolume(run.archive.front()[1], run.ref)})
     else:
         best = ofa_evolution(problem, run.archive, s.n_evals, run.rng, n_limits=s.n_limits, pop_size=s.pop_size)
-        out: dict = {}
-        if len(best):
-            problem._evaluate(best, out)
-        run.ofa_best = non_dominated(best, out["F"]) if len(best) else (best, np.empty((0, problem.n_obj)))
+        run.ofa_best = (non_dominated(best, problem.evaluate(best, return_values_of=["F"])) if len(best)
+                        else (best, np.empty((0, problem.n_obj))))
         run.history.append({"generation": s.generations, "n_eval": problem.n_evaluated,
                             "hypervolume": hypervolume(run.ofa_best[1], run.ref)})
     run.generation = s.generations

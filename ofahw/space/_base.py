@@ -300,6 +300,15 @@ class Space(ABC):
                     found.setdefault(part.key, part)
         return found
 
+    def block_parts(self, resolutions: Sequence[int]) -> dict[str, tuple[int, Part]]:
+        """Every distinct part at ``resolutions``, by key, with the resolution it is measured at: a
+        part shared by several resolutions is listed at the first."""
+        parts: dict[str, tuple[int, Part]] = {}
+        for r in resolutions:
+            for key, part in self.catalogue([r]).items():
+                parts.setdefault(key, (r, part))
+        return parts
+
     def flops(self, config: Mapping) -> float:
         """Multiply-accumulates in millions (the 'MFLOPs' OFA reports)."""
         return sum(part_cost(p)[0] for p in self.parts(config)) / 1e6

@@ -1,20 +1,22 @@
 """Measure what a search chose on the real target: predicted vs measured latency of each front
-member, the prediction error a user should expect, and the front as measured."""
+member, the prediction error a user should expect, and the front as measured (verify.csv, with its
+typed reader)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ofahw._io import atomic_write_text
-from ofahw.export import OnnxCache
-from ofahw.lut import fidelity
-from ofahw.lut.campaign import measure_in_rounds, network_artifact
-from ofahw.measure import Target
+from ofahw.errors import UserError
+from ofahw.export import OnnxCache, network_artifact
+from ofahw.fidelity import latency_fidelity
+from ofahw.measure import Target, measure_in_rounds
 from ofahw.search.archive import non_dominated
 from ofahw.space import Space
 
@@ -45,8 +47,34 @@ def verify_front(space: Space, configs: list[dict], predicted_ms: np.ndarray, ac
         writer.writerow([space.config_hash(c), f"{p:.6g}", f"{v:.6g}", f"{p / v:.4f}", m.settled, bool(f), target.name,
                          json.dumps(c, separators=(",", ":"))])
     atomic_write_text(out_csv, buffer.getvalue())
-    report = fidelity(values, predicted_ms)
+    report = latency_fidelity(values, predicted_ms)
     report.update({"target": target.name, "statistic": stat, "device": device.get("cpu_model") or device.get("gpu"),
                    "unsettled": int(sum(not m.settled for m in measured)), "measured_front_size": int(on_front.sum()),
                    "file": str(out_csv)})
     return report
+
+
+@dataclass(frozen=True)
+class Verified:
+    """verify.csv read back: per front member (by config hash), what was measured and where."""
+
+    statistic: str
+    measured_ms: dict[str, float]
+    measured_on: str
+
+
+def read_verify(path: str | Path) -> Verified:
+    """verify.csv as :func:`verify_front` writes it; a file that is not one is one clear error."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    column = next((c for c in (rows[0] if rows else {}) if c.startswith("measured_") and c.endswith("_ms")), None)
+    if column is None or "config_hash" not in rows[0]:
+        raise UserError(f"{path} is not a verify.csv (no config_hash or measured_..._ms column)")
+    try:
+        measured = {r["config_hash"]: float(r[column]) for r in rows}
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: column {column} holds a value that is not a number") from None
+    return Verified(column.removeprefix("measured_").removesuffix("_ms"), measured, rows[0].get("measured_on", ""))

@@ -1,0 +1,37 @@
+"""What a target times: a model at a fixed input shape, built lazily where it is measured (the
+Polygraphy loader idea: a target is handed how to get the artifact, not the artifact)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ofahw.export.onnx import OnnxCache
+from ofahw.space import Part, Space, build_part
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One item to time: a model at a fixed input shape, built lazily where it is measured."""
+
+    key: str
+    input_shape: tuple[int, ...]  # (batch, channels, height, width)
+    onnx: Callable[[], Path]  # returns the path of the ONNX file, exporting it if needed
+    torch: Callable[[], object] | None = None  # builds the torch module (for targets that run torch itself)
+
+
+def part_artifact(part: Part, cache: OnnxCache) -> Artifact:
+    """One block (or stem / head piece) of a space at its real input shape."""
+    shape = (1, *part.input_shape)
+    return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
+
+
+def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
+    """A whole subnet (random weights: latency does not depend on their values)."""
+    key, shape = space.config_hash(config), (1, 3, config["r"], config["r"])
+
+    def build():
+        return space.build_network(config)
+
+    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", build, shape), build)

@@ -1,0 +1,56 @@
+"""Facts about the machine this code runs on that bear on latency (CPU model, cores, governor,
+clocks), and onnxruntime's session settings for a latency measurement. Standard library only:
+this module is shipped to remote devices inside the runner script, as protocol.py is."""
+
+import os
+import platform
+
+# graph_optimization setting -> onnxruntime's GraphOptimizationLevel name
+GRAPH_OPTIMIZATION = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                      "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
+
+def read_text(path):
+    """A small system file's stripped text, or None where it cannot be read."""
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def cpu_model():
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
+        if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def host_facts():
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    max_khz = read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(affinity) if affinity is not None else os.cpu_count(),
+        "governor": read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "cpu_max_mhz": int(max_khz) / 1000 if max_khz and max_khz.isdigit() else None,
+        "cpu_cur_khz": read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),
+        "python": platform.python_version(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def ort_session_options(ort, threads=1, graph_optimization="all"):
+    """onnxruntime session options for timing one model: ``threads`` intra-op threads, one inter-op
+    thread, sequential execution, the given graph optimisation level, quiet logs."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[graph_optimization])
+    so.log_severity_level = 3
+    return so

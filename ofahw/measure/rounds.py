@@ -1,0 +1,28 @@
+"""Measuring several items in rounds, as every stage that measures does (a profile, a drift check,
+a verification): each round over all items in a new random order, the best round of each kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ofahw.export import Artifact
+from ofahw.measure.protocol import Measurement, Protocol, best_round
+from ofahw.measure.target import Target
+
+
+def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
+                      progress: bool = False) -> list[Measurement]:
+    """Measure each artifact in ``protocol.rounds`` rounds, each round over all artifacts in a new
+    random order, and return the fastest settled round of each, carrying the spread of its rounds.
+    ``target`` must be open."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    rounds: list[list[Measurement]] = [[] for _ in artifacts]
+    with tqdm(total=protocol.rounds * len(artifacts), desc=f"measure {target.name}", unit="round", disable=not progress,
+              dynamic_ncols=True, leave=False) as bar:
+        for _ in range(protocol.rounds):
+            for i in rng.permutation(len(artifacts)):
+                rounds[i].append(target.measure(artifacts[i], protocol))
+                bar.update(1)
+    return [best_round(r, protocol.statistic) for r in rounds]
