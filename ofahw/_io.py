@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -65,6 +66,14 @@ def cache_dir(*parts: str) -> Path:
     path = Path(root, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_csv_rows(path: Path, what: str) -> list[dict]:
+    """The rows of a CSV file ofahw wrote, as dicts; an unreadable file is one clear error."""
+    try:
+        return list(csv.DictReader(Path(path).read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def strict_json(value, **kwargs) -> str:

@@ -263,3 +263,13 @@ def test_profile_under_contention_warns(workdir, busy_core, capsys):
     assert code == 0, err
     payload = json.loads(out)
     assert payload["steadiness"]["contended"] and any("shared while it was profiled" in w for w in payload["warnings"])
+
+
+def test_argument_errors_are_one_line_and_a_json_object(capsys):
+    for argv in (["search", "--lut", "x.csv", "--out", "r", "--reference-point=nan,inf", "--json"],
+                 ["reprofile", "--lut", "x.csv", "--confirm-after", "-5", "--json"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        out, err = capsys.readouterr()
+        assert exc.value.code == 2 and len(err.strip().splitlines()) == 1 and "error:" in err
+        assert json.loads(out)["exit_status"] == 2

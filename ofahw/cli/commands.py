@@ -34,41 +34,30 @@ def targets_check(args) -> int:
 
 
 def profile(args) -> int:
-    from ofahw.lut import lut_files
-    from ofahw.lut.campaign import Campaign, run_campaigns
+    from ofahw.lut.campaign import profile_targets
     from ofahw.measure import load_target
     from ofahw.space import get_space
 
     space = get_space(args.space)
     targets = [load_target(spec, args.accept_host_key) for spec in args.target]
-    names = [t.name for t in targets]
-    if len(set(names)) != len(names):
-        raise UserError(f"--target names the same target twice: {names}")
-    if len(targets) > 1 and args.out:
-        raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
-    for campaign_out in [args.out] if args.out else []:
-        refuse_overwriting(lut_files(campaign_out), [spec for spec in args.target if spec.endswith((".yaml", ".yml"))])
-    resolutions = parse_resolutions(args.resolutions, space)
-    budget = parse_duration(args.budget) if args.budget is not None else None
-    show = not (args.no_progress or args.json)
-    campaigns = [Campaign(space, t, args.out or f"lut/{t.name}.csv", resolutions, args.samples, args.seed, budget,
-                          fresh=args.fresh, progress=show, log=progress_line, position=i) for i, t in enumerate(targets)]
-    outcomes = run_campaigns(campaigns)
+    outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), args.samples, args.seed,
+                               parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
+                               progress=not (args.no_progress or args.json), log=progress_line)
     payloads, lines, failures = [], [], []
-    for campaign, outcome in zip(campaigns, outcomes, strict=True):
+    for target, outcome in outcomes:
         if isinstance(outcome, BaseException):
             failures.append(outcome)
-            if len(campaigns) > 1:
-                progress_line(f"ofahw: error: target {campaign.target.name}: {outcome}")
-            lines.append(f"target {campaign.target.name}: FAILED: {outcome}")
-            payloads.append({"target": campaign.target.name, "error": str(outcome)})
+            if len(outcomes) > 1:
+                progress_line(f"ofahw: error: target {target.name}: {outcome}")
+            lines.append(f"target {target.name}: FAILED: {outcome}")
+            payloads.append({"target": target.name, "error": str(outcome)})
             continue
-        payload, text = _profile_summary(outcome, campaign.target, space)
+        payload, text = _profile_summary(outcome, target, space)
         payloads.append(payload)
         lines += text
     emit(args, payloads[0] if len(payloads) == 1 else {"results": payloads}, lines)
     if failures:
-        if len(campaigns) == 1:
+        if len(outcomes) == 1:
             raise failures[0]
         return 2 if all(isinstance(f, UserError) for f in failures) else 1
     return 0

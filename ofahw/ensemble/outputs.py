@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_text, strict_json
+from ofahw._io import atomic_write_text, read_csv_rows, strict_json
 from ofahw.ensemble.run import EnsembleResult
 from ofahw.ensemble.selection import EnsembleProblem
 from ofahw.errors import UserError
@@ -71,10 +71,10 @@ class EnsembleRow:
 def read_ensembles(path: str | Path) -> list[EnsembleRow]:
     """ensembles.csv as :func:`write_ensembles` writes it."""
     path = Path(path)
+    rows = read_csv_rows(path, "ensembles file")
     try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
         fixed = {"rank", "n_members", "members", "accuracy_source", "latency_source"}
         return [EnsembleRow(r["members"].split("+"), {k: float(v) for k, v in r.items() if k not in fixed},
                             r["accuracy_source"], r["latency_source"]) for r in rows]
-    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{path} is not an ensembles.csv of `ofahw ensemble`") from None

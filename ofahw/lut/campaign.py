@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import check_writable
+from ofahw._io import check_writable, refuse_overwriting
 from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
-from ofahw.lut.table import LatencyTable, json_path
+from ofahw.lut.table import LatencyTable, json_path, lut_files
 from ofahw.measure import Measurement, Protocol, Target, best_round
 from ofahw.space import Part, Space, part_cost
 
@@ -229,6 +229,23 @@ class Campaign:
         table.set_predictor(fit_predictor(table, self.space, seed=self.seed))
         table.write(self.out)
         return table
+
+
+def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
+                    samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
+                    progress: bool = True, log: Callable[[str], None] = print) -> list[tuple[Target, ProfileResult | Exception]]:
+    """Profile ``space`` on each of ``targets`` into ``out`` (one target) or ``lut/TARGET.csv``;
+    returns each target with its result or the error that stopped it (the others go on)."""
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise UserError(f"--target names the same target twice: {names}")
+    if len(targets) > 1 and out:
+        raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
+    if out:
+        refuse_overwriting(lut_files(out), [t.source for t in targets if t.source.endswith((".yaml", ".yml"))])
+    campaigns = [Campaign(space, t, out or f"lut/{t.name}.csv", resolutions, samples, seed, budget_s, fresh=fresh,
+                          progress=progress, log=log, position=i) for i, t in enumerate(targets)]
+    return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
 
 
 def run_campaigns(campaigns: list[Campaign]) -> list:

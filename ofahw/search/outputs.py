@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_text, strict_json
+from ofahw._io import atomic_write_text, read_csv_rows, strict_json
 from ofahw.errors import UserError
 from ofahw.plots import pyplot, save_figure
 from ofahw.search.problem import SubnetProblem
@@ -103,10 +103,7 @@ class Front:
 def read_front(path: str | Path) -> Front:
     """pareto.csv as :func:`write_run` writes it; a file that is not one is one clear error."""
     path = Path(path)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read front {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    rows = read_csv_rows(path, "front")
     if not rows or "config_hash" not in rows[0]:
         raise UserError(f"{path} is not a search's pareto.csv (no rows, or no config_hash column)")
     names = [c for c in rows[0] if c not in ("rank", "config_hash", "config") and not c.endswith("_source")]

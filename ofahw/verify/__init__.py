@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_text
+from ofahw._io import atomic_write_text, read_csv_rows
 from ofahw.errors import UserError
 from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
@@ -66,10 +66,7 @@ class Verified:
 def read_verify(path: str | Path) -> Verified:
     """verify.csv as :func:`verify_front` writes it; a file that is not one is one clear error."""
     path = Path(path)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    rows = read_csv_rows(path, "verify file")
     column = next((c for c in (rows[0] if rows else {}) if c.startswith("measured_") and c.endswith("_ms")), None)
     if column is None or "config_hash" not in rows[0]:
         raise UserError(f"{path} is not a verify.csv (no config_hash or measured_..._ms column)")
