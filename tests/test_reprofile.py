@@ -115,7 +115,7 @@ def check_when_steady(lut, target, attempts: int = 3, **kwargs) -> dict:
     """``reprofile`` as a user would run it on a shared machine: again, if a check found it too busy to judge."""
     for _ in range(attempts):
         record = reprofile(lut, target, confirm_after_s=0, **kwargs)
-        if record["verdict"] != UNSTEADY:
+        if record["verdict"] not in (UNSTEADY, CONTENTION):
             return record
     return record
 
@@ -175,7 +175,7 @@ def test_cli_exit_codes_and_lock(lut, tmp_path, capsys, monkeypatch):
     target.write_text(json.dumps({"kind": "cpu", "protocol": FAST.to_dict()}))
     code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--confirm-after", "0", "--check-only", "--json"])
     record = json.loads(capsys.readouterr().out)
-    assert code == EXIT_STATUS[record["verdict"]] and code in (3, 4, 5)
+    assert code == EXIT_STATUS[record["verdict"]] and code in (3, 4, 5, 6)  # drift, or the shared machine busy just now
     lock = lut.with_name(lut.name + ".lock")
     assert not lock.exists()  # removed when the check is done
     with open(lock, "w") as held:
