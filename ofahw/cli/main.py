@@ -269,8 +269,6 @@ def _int_list(text: str) -> list[int]:
         values = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one value")
     return values
 
 

@@ -50,8 +50,10 @@ def run_ensemble_search(problem: EnsembleProblem, algorithm: str = "nsga2", pop_
     wall = time.perf_counter() - start
     start = time.perf_counter()
     found = np.concatenate([engine.pop.get("X"), engine.opt.get("X")]).astype(bool)
-    found = np.unique(found[problem.feasible(found)], axis=0)
-    estimate = problem.evaluate(found, return_values_of=["F"]) if len(found) else np.empty((0, problem.n_obj))
+    estimate = np.concatenate([engine.pop.get("F"), engine.opt.get("F")])  # what the search scored them at
+    keep = problem.feasible(found)
+    found, first = np.unique(found[keep], axis=0, return_index=True)
+    estimate = estimate[keep][first]
     exact = problem.exact_F(found)
     X, F = non_dominated(found, exact)
     singles = np.eye(problem.n_var, dtype=bool)

@@ -109,9 +109,14 @@ class OfaAccuracyPredictor:
         return _mlp(self.features(X), self.layers) + self.base
 
 
+def _family(space: Space) -> str:
+    """mbv3, proxyless or resnet50: which of OFA's encoders lays out the space's features."""
+    return space.name.split("-")[1]
+
+
 def _arch_width(space: Space) -> int:
     """Inputs of OFA's encoding of ``space`` beside the resolution one-hot."""
-    if space.name.split("-")[1] in ("mbv3", "proxyless"):
+    if _family(space) in ("mbv3", "proxyless"):
         return 6 * space.list_lengths["ks"]  # kernel and expand one-hots of every block
     return 2 + 3 * 6 + 3 * space.list_lengths["e"]  # resnet50: stem skip, 6 widths, every block's expand
 
@@ -119,7 +124,7 @@ def _arch_width(space: Space) -> int:
 def _checkpoint_resolutions(space: Space, layout: str, n_dim: int, path, stated) -> tuple[tuple[int, ...], str]:
     """The resolution list a checkpoint one-hots, and how it was found."""
     if layout == "tutorial":
-        if space.name.split("-")[1] != "mbv3" or n_dim != 128:
+        if _family(space) != "mbv3" or n_dim != 128:
             raise UserError(f"{path}: the tutorial layout (128 inputs) is for OFA-MBV3 only, not {space.name}")
         if stated and tuple(stated) != TUTORIAL_RESOLUTIONS:
             raise UserError(f"{path} has the tutorial layout, which always encodes resolutions 112, 128, ..., 224")
@@ -156,7 +161,7 @@ def _ofa_columns(space: Space, layout: str, known: tuple[int, ...]) -> np.ndarra
         columns[-1, : len(r_gene.choices)] = [120 + known.index(r) if r in known else -1 for r in r_gene.choices]
         return columns
     n_r = len(known)
-    if space.name.split("-")[1] in ("mbv3", "proxyless"):
+    if _family(space) in ("mbv3", "proxyless"):
         n_blocks = space.list_lengths["ks"]
         for g, gene in enumerate(genes):
             if gene.key in ("ks", "e"):

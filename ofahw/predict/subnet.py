@@ -21,6 +21,8 @@ def describe_subnet(config: dict, luts: list[str | Path] = (), accuracy: str | N
     alone does not name one (MBV3 w1.0 and w1.2 share its encoding)."""
     if not luts and accuracy is None:
         raise UserError("predict needs --lut (latency, repeatable) or --accuracy (top-1), or both")
+    if accuracy_resolutions and accuracy is None:
+        raise UserError("--accuracy-resolutions describes the checkpoint given with --accuracy")
     models = [LutLatencyModel.load(path) for path in luts]
     names = {m.space.name for m in models} | ({space} if space else set())
     if not names and accuracy and Path(accuracy).suffix == ".json":
@@ -35,8 +37,6 @@ def describe_subnet(config: dict, luts: list[str | Path] = (), accuracy: str | N
     result = {"config": canonical, "space": full.name, "config_hash": full.config_hash(canonical),
               "flops_m": full.flops(canonical), "params_m": full.params(canonical), "latencies": latencies,
               "accuracy": None}
-    if accuracy_resolutions and accuracy is None:
-        raise UserError("--accuracy-resolutions describes the checkpoint given with --accuracy")
     if accuracy is not None:
         source = load_accuracy_source(accuracy, full, download=download, resolutions=accuracy_resolutions)
         top1 = float(source.predict_encoded(full.encode(canonical)[None])[0])
