@@ -7,10 +7,12 @@ import sys
 import uuid
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from conftest import FAST, RESOLUTION, SPACE, write_yaml
 
 from ofahw.errors import TargetError
+from ofahw.export import OnnxCache, network_artifact
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import Campaign, journal_path
 from ofahw.measure import load_target
@@ -235,3 +237,31 @@ def test_ssh_config_alias_commands_and_no_second_upload(server, tmp_path, monkey
         assert result["metadata"]["host"] == "127.0.0.1" and result["probe"]["n"] > 0
     assert (tmp_path / "before-ran").exists() and (tmp_path / "after-ran").exists()
     assert len([u for u in uploads if "/models/" in u]) == 1  # the probe model went up once, not twice
+
+
+def test_openvino_runtime_over_ssh_measures_fp32_and_int8(server, tmp_path):
+    space = get_space(SPACE)
+    config = space.sample(1, np.random.default_rng(0), [RESOLUTION])[0]
+    for precision in ("fp32", "int8"):
+        target = ssh_target(server, tmp_path, name=f"board-ov-{precision}")
+        target.options.update(runtime="openvino", precision=precision)
+        with target:
+            meta = target.metadata()
+            m = target.measure(network_artifact(space, config, OnnxCache()), FAST.for_network())
+        assert meta["runtime"] == "openvino" and meta["runtime_version"] and "openvino_capabilities" in meta
+        assert meta["precision"] == precision and m.p10 > 0 and m.n >= FAST.min_repeats
+
+
+def test_remote_python_without_openvino(server, tmp_path):
+    shadow = tmp_path / "shadow" / "openvino"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'openvino'\", name='openvino')\n")
+    python = tmp_path / "python-without-openvino"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={shadow.parent} exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    target = ssh_target(server, tmp_path)
+    target.options["runtime"] = "openvino"
+    target.ssh["python"] = str(python)
+    with pytest.raises(TargetError, match="openvino is not usable on this device.*pip install numpy openvino") as caught:
+        check_target(target)
+    assert "\n" not in str(caught.value)

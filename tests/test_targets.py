@@ -17,7 +17,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_builtin_cpu_target_without_any_file(in_tmp):
     target = load_target("cpu")
     assert target.kind == "cpu" and target.source == "built in"
-    assert target.options == {"threads": 1, "graph_optimization": "all"}
+    assert target.options == {"threads": 1, "graph_optimization": "all", "precision": "fp32", "per_channel": False}
 
 
 def test_target_from_targets_folder_and_from_path(in_tmp):

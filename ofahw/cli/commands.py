@@ -26,7 +26,7 @@ def targets_check(args) -> int:
     probe, meta = result["probe"], result["metadata"]
     emit(args, result, [
         f"target {result['target']} ({result['kind']}, {result['source']}): OK",
-        *(f"  {k}: {v}" for k, v in meta.items()),
+        *(f"  {k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in meta.items()),
         f"  probe {probe['model']}: measured p10 {probe['p10']:.4f} ms, median {probe['median']:.4f} ms "
         f"over {probe['n']} runs ({'settled' if probe['settled'] else 'NOT settled'})",
     ])
@@ -42,7 +42,8 @@ def profile(args) -> int:
     targets = [load_target(spec, args.accept_host_key) for spec in args.target]
     outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), args.samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
-                               progress=not (args.no_progress or args.json), log=progress_line)
+                               progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
+                               calibration=args.calib)
     payloads, lines, failures = [], [], []
     for target, outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -71,6 +72,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     overhead = result.wall_s / result.timed_s if result.timed_s else None
     device = table.device
     payload = {"lut": str(result.path), "target": target.name, "space": space.name, "statistic": table.statistic,
+               "deployment": table.deployment,
                "measured": result.measured, "reused": result.reused, "reused_rounds": result.reused_rounds,
                "unsettled": result.unsettled, "overhead": overhead,
                "wall_s": result.wall_s, "timed_s": result.timed_s, "report": report, "device": device}
@@ -83,6 +85,9 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
         f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
         f"resolutions {table.resolutions}; LUT statistic {table.statistic}",
+        f"runtime {device.get('runtime')} {device.get('runtime_version')}, precision {table.precision}, batch {table.batch}"
+        + (f"; models quantized: {table.quantization['weights']} weights, {table.quantization['calibration']}"
+           if table.quantization else ""),
         (f"measured {result.measured} items this run ({result.reused} taken from the LUT, {result.reused_rounds} rounds "
          f"from the journal of an interrupted run) in {result.wall_s:.0f} s; timed inference {result.timed_s:.0f} s, "
          f"overhead {overhead:.2f}x (wall / timed)" if overhead is not None else
@@ -99,15 +104,17 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
 
 
 def predict(args) -> int:
-    from ofahw.predict.subnet import describe_subnet
+    from ofahw.predict.subnet import describe_subnet, measure_subnet
 
-    info = describe_subnet(read_config(args.config), args.lut, args.accuracy, args.space, args.accuracy_resolutions)
+    info = describe_subnet(read_config(args.config), args.lut, args.accuracy, args.space, args.accuracy_resolutions,
+                           batch=args.batch)
     lines = [f"subnet {info['config_hash']} of {info['space']}: {info['flops_m']:.1f} M MACs (counted), "
              f"{info['params_m']:.2f} M params (counted)"]
     if info["accuracy"]:
         lines.append(f"  top-1 {info['accuracy']['top1']:.2%} — {info['accuracy']['source']}")
     for lat in info["latencies"]:
-        lines.append(f"  {lat['statistic']} latency {lat['latency_ms']:.3f} ms on target {lat['target']} — {lat['source']}"
+        per_batch = f" per batch of {lat['batch']} ({lat['per_image_ms']:.3f} ms per image)" if lat["batch"] > 1 else ""
+        lines.append(f"  {lat['statistic']} latency {lat['latency_ms']:.3f} ms{per_batch} on target {lat['target']} — {lat['source']}"
                      + (f" (cross-validated MAPE {lat['cv_mape'] * 100:.1f}%)" if lat["cv_mape"] is not None else ""))
         lines.append(f"    raw block sum from the LUT: {lat['block_sum_ms']:.3f} ms")
     if args.measure:
@@ -115,7 +122,7 @@ def predict(args) -> int:
             raise UserError("--measure needs --lut: the measurement is compared with that LUT's prediction")
         first = info["latencies"][0]
         stat = first["statistic"]
-        measured = _measure_now(args.lut[0], info["config"], args.target)
+        measured = measure_subnet(first["lut"], info["config"], args.target)
         info["measured"] = measured
         info["predicted_over_measured"] = first["latency_ms"] / measured[stat]
         lines.append(f"  measured now on target {measured['target']}: {stat} {measured[stat]:.3f} ms, median "
@@ -123,20 +130,6 @@ def predict(args) -> int:
                      f"predicted/measured = {info['predicted_over_measured']:.3f} (the {first['target']} LUT's prediction)")
     emit(args, info, lines)
     return 0
-
-
-def _measure_now(lut: str, config: dict, target_spec: str | None) -> dict:
-    from ofahw.export import OnnxCache, network_artifact
-    from ofahw.measure import load_target
-    from ofahw.predict import LutLatencyModel
-
-    model = LutLatencyModel.load(lut)
-    target = load_target(target_spec or model.target)
-    if target.fingerprint() != model.table.target_fingerprint:
-        progress_line(f"note: target {target.name}'s settings differ from those the LUT was measured with")
-    with target:
-        m = target.measure(network_artifact(model.space, config, OnnxCache()), target.protocol.for_network())
-    return {"target": target.name, "source": f"measured now on target {target.name}", **m.to_dict()}
 
 
 def lut_export(args) -> int:

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="LUT path (default: lut/TARGET.csv; with several targets always lut/TARGET.csv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subnet sampling (default: %(default)s)")
     p.add_argument("--fresh", action="store_true", help="ignore (and at the end replace) an existing LUT at --out")
+    p.add_argument("--batch", type=_int_list, default=[1], metavar="LIST",
+                   help="batch sizes, e.g. 1,8: one LUT each, batch B > 1 beside the LUT as NAME-bB.csv (default: 1)")
+    p.add_argument("--calib", metavar="DIR", help="image folder (DIR/<class>/<image>) that calibrates int8 targets' "
+                   "quantization (default: random inputs; latency does not depend on the scales)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _json(p)
     p.set_defaults(func=commands.profile, interrupted=_measurements_saved)
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _accuracy_resolutions(p)
     p.add_argument("--space", help="space id (default: the LUTs' or the fitted predictor's)")
     p.add_argument("--config", required=True, help="subnet config: a JSON object or a file holding one")
+    _batch(p)
     p.add_argument("--measure", action="store_true", help="also measure the subnet now on the first LUT's target and print both")
     p.add_argument("--target", help="target for --measure (default: the first LUT's target)")
     _json(p)
@@ -127,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pretrained OFA predictor, downloaded on first use)")
     _accuracy_resolutions(p)
     p.add_argument("--space", help="space id (default: the LUTs' space)")
+    _batch(p)
     p.add_argument("--objective", action="append", choices=["flops", "params"], help="also minimise FLOPs or params")
     p.add_argument("--constraint", action="append", help="e.g. 'latency<=20', 'latency@jetson<=20', 'flops<=300'")
     p.add_argument("--algorithm", default="nsga2", help="nsga2, smsemoa, spea2, nsga3, agemoea, policy-gradient, "
@@ -256,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
+
+
+def _batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, metavar="B", help="latency of batches of B images: each --lut is replaced by its "
+                   "batch-B LUT (NAME-bB.csv, from `ofahw profile --batch`) unless it holds batch B itself")
 
 
 def _accuracy_resolutions(p: argparse.ArgumentParser) -> None:

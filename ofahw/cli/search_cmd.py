@@ -32,7 +32,7 @@ def search(args) -> int:
                               latency_target=args.latency_target,
                               n_limits=args.limits, reference_point=args.reference_point)
     problem, luts = build_problem(args.lut, args.accuracy, args.space, args.objective or [], args.constraint or [],
-                                  args.accuracy_resolutions, log=progress_line)
+                                  args.accuracy_resolutions, log=progress_line, batch=args.batch)
     objectives = problem.objectives
     bar = None
     if not args.no_progress:
@@ -81,6 +81,7 @@ def interrupted(args) -> str:
 
 
 def _verify(args, luts, problem, result, out: Path) -> dict:
+    from ofahw.lut import check_target
     from ofahw.measure import load_target
     from ofahw.verify import verify_front
 
@@ -88,10 +89,12 @@ def _verify(args, luts, problem, result, out: Path) -> dict:
     lut = next((m for m in luts if m.target == target.name), luts[0] if luts else None)
     if lut is None:
         raise UserError("--verify needs a LUT of the target to compare predictions with")
-    column = [o.name for o in problem.objectives].index(f"latency_ms@{lut.target}")
+    if lut.target == target.name:
+        check_target(lut.table, target, lut.path)
+    column = [o.name for o in problem.objectives].index(f"latency_ms@{lut.label}")
     configs = [problem.space.decode(x) for x in result.X]
     return verify_front(problem.space, configs, result.values[:, column], result.values[:, 0], target,
-                        out / "verify.csv", progress=not args.no_progress)
+                        out / "verify.csv", progress=not args.no_progress, batch=lut.table.batch)
 
 
 def accuracy_fit(args) -> int:

@@ -3,7 +3,7 @@ statistics recalibrated first (as OFA requires), and per-sample class probabilit
 float16 memory-mapped tables for the ensembles."""
 
 from ofahw.evaluate.configs import read_configs
-from ofahw.evaluate.images import ImageFolder, load_image
 from ofahw.evaluate.run import evaluate_subnets, recalibrate_batchnorm
+from ofahw.images import ImageFolder, load_image
 
 __all__ = ["ImageFolder", "evaluate_subnets", "load_image", "read_configs", "recalibrate_batchnorm"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ofahw._io import atomic_write_text, strict_json
-from ofahw.evaluate.images import ImageFolder
+from ofahw.images import ImageFolder
 from ofahw.space import Space
 
 

@@ -21,15 +21,15 @@ class Artifact:
     torch: Callable[[], object] | None = None  # builds the torch module (for targets that run torch itself)
 
 
-def part_artifact(part: Part, cache: OnnxCache) -> Artifact:
-    """One block (or stem / head piece) of a space at its real input shape."""
-    shape = (1, *part.input_shape)
+def part_artifact(part: Part, cache: OnnxCache, batch: int = 1) -> Artifact:
+    """One block (or stem / head piece) of a space at its real input shape, ``batch`` inputs at once."""
+    shape = (batch, *part.input_shape)
     return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
 
 
-def network_artifact(space: Space, config: dict, cache: OnnxCache) -> Artifact:
-    """A whole subnet (random weights: latency does not depend on their values)."""
-    key, shape = space.config_hash(config), (1, 3, config["r"], config["r"])
+def network_artifact(space: Space, config: dict, cache: OnnxCache, batch: int = 1) -> Artifact:
+    """A whole subnet (random weights: latency does not depend on their values), ``batch`` images at once."""
+    key, shape = space.config_hash(config), (batch, 3, config["r"], config["r"])
 
     def build():
         return space.build_network(config)

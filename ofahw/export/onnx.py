@@ -65,15 +65,16 @@ class OnnxCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.opset = opset
 
-    def path_for(self, key: str) -> Path:
+    def path_for(self, key: str, input_shape: tuple[int, ...]) -> Path:
         import torch
 
-        digest = hashlib.sha256(f"{key}|opset={self.opset}|torch={torch.__version__}".encode()).hexdigest()[:24]
+        shape = "x".join(map(str, input_shape))
+        digest = hashlib.sha256(f"{key}|shape={shape}|opset={self.opset}|torch={torch.__version__}".encode()).hexdigest()[:24]
         return self.root / f"{digest}.onnx"
 
     def get(self, key: str, build: Callable[[], object], input_shape: tuple[int, ...]) -> Path:
-        """The cached file for ``key``, exporting ``build()`` first when it is missing."""
-        path = self.path_for(key)
+        """The cached file for ``key`` at ``input_shape`` (batch first), exporting ``build()`` first when it is missing."""
+        path = self.path_for(key, input_shape)
         if path.exists():
             os.utime(path)  # mark as recently used for prune()
         else:

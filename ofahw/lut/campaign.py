@@ -16,6 +16,7 @@ import numpy as np
 from ofahw._io import check_writable, refuse_overwriting
 from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
+from ofahw.lut.identity import batch_path
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import LatencyTable, json_path, lut_files
 from ofahw.measure import Measurement, Protocol, Target, best_round
@@ -61,8 +62,12 @@ class Campaign:
 
     def __init__(self, space: Space, target: Target, out: str | Path, resolutions=None, samples: int = 100,
                  seed: int = 0, budget_s: float | None = None, cache: OnnxCache | None = None,
-                 fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print, position: int = 0):
+                 fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print, position: int = 0,
+                 batch: int = 1):
         self.space, self.target = space, target
+        if not isinstance(batch, int) or batch < 1:
+            raise UserError(f"batch size must be a positive integer, got {batch!r}")
+        self.batch = batch
         self.out = Path(out)
         if self.out.suffix != ".csv":
             raise UserError(f"--out must be a .csv path (got {out})")
@@ -78,9 +83,11 @@ class Campaign:
 
     # -- what identifies comparable measurements ---------------------------------------------
     def _header(self) -> dict:
-        return {"space": self.space.name, "target": self.target.fingerprint(), "statistic": self.target.protocol.statistic}
+        return {"space": self.space.name, "target": self.target.fingerprint(), "statistic": self.target.protocol.statistic,
+                "batch": self.batch}
 
     def _check_compatible(self, header: dict, where: Path) -> None:
+        header = {"batch": 1, **header, "target": self.target.completed(header.get("target"))}
         mine = self._header()
         diff = [k for k in mine if header.get(k) != mine[k]]
         if diff:
@@ -98,7 +105,7 @@ class Campaign:
         if self.out.exists():
             table = LatencyTable.read(self.out)
             self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
-                                    "target": table.target_fingerprint}, self.out)
+                                    "target": table.target_fingerprint, "batch": table.batch}, self.out)
             rows.update({(r["kind"], r["key"]): r for r in table.rows})
         if self.journal.exists():
             lines = self.journal.read_text(encoding="utf-8").splitlines()
@@ -118,17 +125,18 @@ class Campaign:
     # -- plan --------------------------------------------------------------------------------
     def plan(self) -> list[Item]:
         """Every block at every resolution, then ``samples`` stratified networks (seeded)."""
-        items = [Item("block", key, r, (1, *part.input_shape), part=part)
+        b = self.batch
+        items = [Item("block", key, r, (b, *part.input_shape), part=part)
                  for key, (r, part) in self.space.block_parts(self.resolutions).items()]
         rng = np.random.default_rng(self.seed)
         for config in self.space.sample_stratified(self.samples, rng, self.resolutions):
-            items.append(Item("network", self.space.config_hash(config), config["r"], (1, 3, config["r"], config["r"]), config=config))
+            items.append(Item("network", self.space.config_hash(config), config["r"], (b, 3, config["r"], config["r"]), config=config))
         return items
 
     def _artifact(self, item: Item) -> Artifact:
         if item.kind == "block":
-            return part_artifact(item.part, self.cache)
-        return network_artifact(self.space, item.config, self.cache)
+            return part_artifact(item.part, self.cache, self.batch)
+        return network_artifact(self.space, item.config, self.cache, self.batch)
 
     def _row(self, item: Item, records: list[dict]) -> dict:
         """One LUT row from an item's rounds: the fastest settled round, with the spread of all."""
@@ -168,7 +176,7 @@ class Campaign:
         for k in range(max(self._protocol(i).rounds for i in todo) if todo else 0):
             pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
             queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
-        self.log(f"profiling {self.space.name} on target {self.target.name}: {len(todo)} items to measure "
+        self.log(f"profiling {self.space.name} on target {self.target.name} at batch {self.batch}: {len(todo)} items to measure "
                  f"({len(queue)} rounds; {reused_rounds} rounds reused from the journal), {len(rows)} already in the LUT "
                  f"(resolutions {self.resolutions})")
         if self.fresh or not self.journal.exists():
@@ -208,6 +216,7 @@ class Campaign:
     def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int) -> LatencyTable:
         rows = sorted(rows, key=lambda r: (r["kind"], r["resolution"], r["key"]))
         networks = sorted((r for r in rows if r["kind"] == "network" and r["settled"]), key=lambda r: r["value_ms"])
+        quantization = self.target.quantization()
         picks = np.unique(np.linspace(0, len(networks) - 1, N_SENTINELS).round().astype(int)) if networks else []
         meta = {
             "space": self.space.name,
@@ -215,6 +224,9 @@ class Campaign:
             "statistic": self.target.protocol.statistic,
             "target": {"name": self.target.name, "kind": self.target.kind, "source": self.target.source,
                        "fingerprint": self.target.fingerprint()},
+            "batch": self.batch,
+            "precision": self.target.precision,
+            "quantization": quantization.describe() if quantization else None,
             "device": device,
             "protocol": self.target.protocol.to_dict(),
             "sentinels": [networks[i]["key"] for i in picks],
@@ -233,28 +245,49 @@ class Campaign:
 
 def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
                     samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
-                    progress: bool = True, log: Callable[[str], None] = print) -> list[tuple[Target, ProfileResult | Exception]]:
-    """Profile ``space`` on each of ``targets`` into ``out`` (one target) or ``lut/TARGET.csv``;
-    returns each target with its result or the error that stopped it (the others go on)."""
+                    progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
+                    calibration: str | None = None) -> list[tuple[Target, ProfileResult | Exception]]:
+    """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
+    ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
+    ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
+    Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise UserError(f"--target names the same target twice: {names}")
     if len(targets) > 1 and out:
         raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
+    batches = list(batches)
+    if not batches or any(not isinstance(b, int) or b < 1 for b in batches) or len(set(batches)) != len(batches):
+        raise UserError(f"--batch must list distinct positive integers, got {batches}")
+    if calibration is not None and not Path(calibration).is_dir():
+        raise UserError(f"calibration folder {calibration} does not exist")
+    if calibration is not None and not any(t.quantization() for t in targets):
+        raise UserError("--calib calibrates int8 models, and no target here has precision int8")
+
+    def lut_path(target: Target, batch: int) -> Path:
+        if out and len(batches) == 1:
+            return Path(out)
+        return batch_path(out or f"lut/{target.name}.csv", batch)
+
     if out:
-        refuse_overwriting(lut_files(out), [t.source for t in targets if t.source.endswith((".yaml", ".yml"))])
-    campaigns = [Campaign(space, t, out or f"lut/{t.name}.csv", resolutions, samples, seed, budget_s, fresh=fresh,
-                          progress=progress, log=log, position=i) for i, t in enumerate(targets)]
+        inputs = [t.source for t in targets if t.source.endswith((".yaml", ".yml"))]
+        refuse_overwriting([f for b in batches for f in lut_files(lut_path(targets[0], b))], inputs)
+    for target in targets:
+        target.calibration = calibration
+    campaigns = [Campaign(space, t, lut_path(t, b), resolutions, samples, seed, budget_s, fresh=fresh, progress=progress,
+                          log=log, position=i, batch=b) for i, t in enumerate(targets) for b in batches]
     return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
 
 
 def run_campaigns(campaigns: list[Campaign]) -> list:
-    """Run campaigns, remote ones concurrently; those on this machine one after another, since
-    measuring two local targets at once would perturb both. Returns each result or its exception."""
+    """Run campaigns, each remote target's concurrently with the others'; those on this machine one
+    after another, since measuring two local targets at once would perturb both, and a target's own
+    campaigns (several batch sizes) one after another. Returns each result or its exception."""
     from concurrent.futures import ThreadPoolExecutor
 
-    local = [c for c in campaigns if c.target.kind != "ssh"]
-    groups = [[c] for c in campaigns if c.target.kind == "ssh"] + ([local] if local else [])
+    groups: dict[int, list[Campaign]] = {}
+    for c in campaigns:
+        groups.setdefault(id(c.target) if c.target.kind == "ssh" else 0, []).append(c)
     outcomes: dict[int, object] = {}
 
     def run_group(group):
@@ -267,7 +300,7 @@ def run_campaigns(campaigns: list[Campaign]) -> list:
     if len(campaigns) == 1:
         return [campaigns[0].run()]
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        list(pool.map(run_group, groups))
+        list(pool.map(run_group, groups.values()))
     return [outcomes[id(c)] for c in campaigns]
 
 

@@ -69,6 +69,33 @@ class LatencyTable:
         return dict(self.meta.get("device", {}))
 
     @property
+    def batch(self) -> int:
+        """Inputs per run the LUT's models were measured with (LUTs before batch sizes: 1)."""
+        return int(self.meta.get("batch", 1))
+
+    @property
+    def precision(self) -> str:
+        return self.meta.get("precision") or (self.target_fingerprint or {}).get("options", {}).get("precision") or "fp32"
+
+    @property
+    def quantization(self) -> dict | None:
+        return self.meta.get("quantization")
+
+    @property
+    def label(self) -> str:
+        """The LUT's name in objectives and columns: its target, and its batch size where it is not 1."""
+        return self.target_name if self.batch == 1 else f"{self.target_name}-b{self.batch}"
+
+    @property
+    def deployment(self) -> dict:
+        """What the LUT's numbers are numbers of: target, runtime and version, precision, batch, quantization."""
+        device = self.meta.get("device", {})
+        return {"target": self.target_name, "kind": self.meta.get("target", {}).get("kind"),
+                "runtime": device.get("runtime"), "runtime_version": device.get("runtime_version"),
+                "precision": self.precision, "batch": self.batch,
+                "quantization": (self.quantization or {}).get("weights")}
+
+    @property
     def sentinels(self) -> list[str]:
         return list(self.meta.get("sentinels", []))
 
@@ -206,3 +233,8 @@ def parse_row(raw: dict) -> dict:
     if row["kind"] == "network" and not isinstance(row["config"], dict):
         raise ValueError("a network row needs its config")
     return row
+
+
+def deployment_differences(a: dict, b: dict) -> list[str]:
+    """The fields in which two ``LatencyTable.deployment`` records differ, as 'field x vs y'."""
+    return [f"{k} {a.get(k)} vs {b.get(k)}" for k in a if a.get(k) != b.get(k)]

@@ -15,6 +15,7 @@ from ofahw.measure.target import Target
 # kind -> "module:class", imported only when a target of that kind is used
 TARGET_KINDS = {
     "cpu": "ofahw.measure.cpu:OnnxruntimeCpuTarget",
+    "openvino": "ofahw.measure.openvino_cpu:OpenVinoCpuTarget",
     "ssh": "ofahw.measure.ssh:SshTarget",
     "tensorrt": "ofahw.measure.gpu:TensorRTTarget",
     "cuda": "ofahw.measure.gpu:TorchCudaTarget",

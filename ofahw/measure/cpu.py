@@ -7,25 +7,26 @@ import numpy as np
 from ofahw.errors import TargetError
 from ofahw.export import Artifact
 from ofahw.measure.host import GRAPH_OPTIMIZATION, host_facts, ort_session_options
-from ofahw.measure.target import Prepared, Target
+from ofahw.measure.target import Prepared, Target, check_threads
 
 
 class OnnxruntimeCpuTarget(Target):
     """Times ONNX models with onnxruntime on this machine's CPU.
 
     Options: ``threads`` (intra-op threads, default 1), ``graph_optimization`` (disable, basic,
-    extended, all).
+    extended, all), ``precision`` (fp32, or int8: each model quantized first, see
+    :mod:`ofahw.export.quantize`), ``per_channel`` (int8 weights per channel instead of per tensor).
     """
 
     kind = "cpu"
-    option_defaults = {"threads": 1, "graph_optimization": "all"}
+    option_defaults = {"threads": 1, "graph_optimization": "all", "precision": "fp32", "per_channel": False}
+    precisions = ("fp32", "int8")
     providers = ["CPUExecutionProvider"]
 
     def __init__(self, name, options=None, protocol=None):
         super().__init__(name, options, protocol)
-        threads, level = self.options["threads"], self.options["graph_optimization"]
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise TargetError(f"target '{name}': runtime threads must be a positive integer, got {threads!r}")
+        check_threads(name, self.options["threads"])
+        level = self.options["graph_optimization"]
         if level not in GRAPH_OPTIMIZATION:
             raise TargetError(f"target '{name}': graph_optimization must be one of {list(GRAPH_OPTIMIZATION)}, got {level!r}")
         self._session = None
@@ -38,13 +39,13 @@ class OnnxruntimeCpuTarget(Target):
     def metadata(self) -> dict:
         import onnxruntime as ort
 
-        return {**host_facts(), "runtime": "onnxruntime", "onnxruntime": ort.__version__,
+        return {**host_facts(), "runtime": "onnxruntime", "runtime_version": ort.__version__, "onnxruntime": ort.__version__,
                 "provider": self.providers[0], **self.options}
 
     def _prepare(self, artifact: Artifact) -> Prepared:
         import onnxruntime as ort
 
-        self._session = ort.InferenceSession(str(artifact.onnx()), self._session_options(), providers=self.providers)
+        self._session = ort.InferenceSession(str(self.model_file(artifact)), self._session_options(), providers=self.providers)
         feed = {self._session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)}
         session = self._session
         return Prepared(lambda: session.run(None, feed))

@@ -95,10 +95,10 @@ class _StreamTarget(Target):
     one run of it on a given stream. Groups of models (ensembles) run on the timed stream one after
     another, or each on a stream of its own, all at once."""
 
+    precisions = PRECISIONS
+
     def __init__(self, name, options=None, protocol=None):
         super().__init__(name, options, protocol)
-        if self.options["precision"] not in PRECISIONS:
-            raise TargetError(f"target '{name}': precision must be one of {PRECISIONS}")
         self._clock_source = None
         self._keep = []
 
@@ -163,7 +163,8 @@ class TensorRTTarget(_StreamTarget):
         super().open()
 
     def metadata(self) -> dict:
-        return {**gpu_metadata(), "runtime": "tensorrt", "tensorrt": self.trt.__version__, **self.options}
+        return {**gpu_metadata(), "runtime": "tensorrt", "runtime_version": self.trt.__version__, "tensorrt": self.trt.__version__,
+                **self.options}
 
     def _engine_path(self, onnx: bytes) -> Path:
         gpu = re.sub(r"[^A-Za-z0-9]+", "-", self.torch.cuda.get_device_name(0))
@@ -222,7 +223,7 @@ class TorchCudaTarget(_StreamTarget):
         super().open()
 
     def metadata(self) -> dict:
-        return {**gpu_metadata(), "runtime": "torch-cuda", **self.options}
+        return {**gpu_metadata(), "runtime": "torch-cuda", "runtime_version": self.torch.__version__, **self.options}
 
     def _launcher(self, artifact: Artifact, stream) -> Callable[[], None]:
         """Load ``artifact`` and return what launches one forward pass on ``stream`` (a graph
@@ -271,7 +272,7 @@ class OnnxruntimeGpuTarget(OnnxruntimeCpuTarget):
     ``session.run`` copies outputs back to the host, so host timing covers the device work."""
 
     kind = "ort-gpu"
-    option_defaults = {"threads": 1, "graph_optimization": "all", "provider": "cuda"}
+    option_defaults = {"threads": 1, "graph_optimization": "all", "provider": "cuda", "precision": "fp32", "per_channel": False}
     PROVIDERS = {"cuda": ["CUDAExecutionProvider"], "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}
 
     def __init__(self, name, options=None, protocol=None):

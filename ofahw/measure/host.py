@@ -1,6 +1,7 @@
-"""Facts about the machine this code runs on that bear on latency (CPU model, cores, governor,
-clocks), and onnxruntime's session settings for a latency measurement. Standard library only:
-this module is shipped to remote devices inside the runner script, as protocol.py is."""
+"""Facts about the machine this code runs on that bear on latency (CPU model, its instruction sets,
+cores, governor, clocks), and the runtimes' settings for a latency measurement (onnxruntime's
+session options, OpenVINO's compile configuration). Standard library only: this module is shipped
+to remote devices inside the runner script, as protocol.py is."""
 
 import os
 import platform
@@ -26,6 +27,25 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+# /proc/cpuinfo flag -> the instruction-set name a user knows (x86, then Arm's "Features")
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+             "avx512_bf16": "AVX-512 BF16", "amx_tile": "AMX", "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8",
+             "asimd": "NEON", "asimddp": "NEON dot product", "i8mm": "Arm I8MM", "bf16": "Arm BF16", "sve": "SVE",
+             "fphp": "Arm FP16"}
+# precision setting -> OpenVINO's INFERENCE_PRECISION_HINT (an int8 model runs its quantized ops in
+# int8 whatever the hint; the rest of it in f32)
+OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
+
+
+def cpu_isa():
+    """The CPU's instruction sets that bear on inference speed, as named in ``ISA_FLAGS``."""
+    flags = set()
+    for line in (read_text("/proc/cpuinfo") or "").splitlines():
+        if line.lower().startswith(("flags", "features")):
+            flags.update(line.split(":", 1)[1].split())
+    return [name for flag, name in ISA_FLAGS.items() if flag in flags]
+
+
 def host_facts():
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     max_khz = read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
@@ -34,6 +54,7 @@ def host_facts():
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(affinity) if affinity is not None else os.cpu_count(),
         "governor": read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
@@ -54,3 +75,10 @@ def ort_session_options(ort, threads=1, graph_optimization="all"):
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[graph_optimization])
     so.log_severity_level = 3
     return so
+
+
+def openvino_config(threads=1, precision="fp32"):
+    """OpenVINO CPU plugin settings for timing one model at batch latency: the LATENCY hint, one
+    stream (so one infer request has the CPU), ``threads`` inference threads, and the precision."""
+    return {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(int(threads)),
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]}

@@ -1,8 +1,9 @@
 """The remote runner: one file shipped to a device (with ``protocol.py`` and ``host.py`` prepended
 by ``build_runner_script``) that applies ofahw's measurement protocol there.
 
-It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, or a ``trtexec`` binary for
-``trtexec``. It reads one JSON job per line on stdin and writes one JSON line per event on stdout:
+It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, python3 + numpy + openvino
+for ``openvino``, or a ``trtexec`` binary for ``trtexec``; int8 models arrive quantized. It reads
+one JSON job per line on stdin and writes one JSON line per event on stdout:
 ``{"event": "ready", "metadata": {...}}`` first (or ``{"event": "fatal", ...}`` and exit 3), then
 ``{"id": ..., "measurement": {...}}`` or ``{"id": ..., "error": "..."}`` per job.
 """
@@ -18,11 +19,12 @@ import time
 
 import numpy as np
 
-from ofahw.measure.host import host_facts, ort_session_options, read_text  # ofahw:local-import
+from ofahw.measure.host import host_facts, openvino_config, ort_session_options, read_text  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
 INSTALL_HINT = {
     "onnxruntime": "python3 -m pip install numpy onnxruntime",
+    "openvino": "python3 -m pip install numpy openvino",
     "trtexec": "JetPack's TensorRT (trtexec at /usr/src/tensorrt/bin/trtexec), or set ssh.trtexec in the target file",
 }
 
@@ -62,6 +64,27 @@ class OrtRuntime:
 
     def measure(self, path, input_shape, protocol):
         return run_protocol(self.prepare(path, input_shape), protocol)
+
+
+class OpenVinoRuntime:
+    """OpenVINO's CPU plugin, compiled for latency (one stream, one infer request)."""
+
+    def __init__(self, options):
+        import openvino as ov
+
+        self.ov, self.options = ov, options
+        self.version = ov.__version__
+        self.core = ov.Core()
+        self.capabilities = list(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if options.get("precision") == "bf16" and "BF16" not in self.capabilities:
+            raise OSError(f"this CPU has no bf16 support in OpenVINO (it offers {self.capabilities})")
+
+    def measure(self, path, input_shape, protocol):
+        o = self.options
+        compiled = self.core.compile_model(path, "CPU", openvino_config(o.get("threads", 1), o.get("precision", "fp32")))
+        request = compiled.create_infer_request()
+        request.set_input_tensor(self.ov.Tensor(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)))
+        return run_protocol(request.infer, protocol)
 
 
 class TrtexecRuntime:
@@ -117,7 +140,7 @@ def parse_trtexec_times(text):
     return [float(r["computeMs"]) for r in records if isinstance(r, dict) and "computeMs" in r]
 
 
-RUNTIME_CLASSES = {"onnxruntime": OrtRuntime, "trtexec": TrtexecRuntime}
+RUNTIME_CLASSES = {"onnxruntime": OrtRuntime, "openvino": OpenVinoRuntime, "trtexec": TrtexecRuntime}
 
 
 def main():
@@ -129,8 +152,9 @@ def main():
         print(json.dumps({"event": "fatal", "error": f"{name} is not usable on this device: {exc}",
                           "install": INSTALL_HINT.get(name, "")}), flush=True)
         sys.exit(3)
+    extra = {"openvino_capabilities": runtime.capabilities} if name == "openvino" else {}
     print(json.dumps({"event": "ready", "metadata": {**device_facts(), "runtime": name, "runtime_version": runtime.version,
-                                                      "numpy": np.__version__}}), flush=True)
+                                                      "numpy": np.__version__, **extra}}), flush=True)
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -24,7 +24,8 @@ from ofahw.measure.target import Target
 
 SSH_KEYS = {"host", "user", "port", "key", "known_hosts", "host_key_fingerprint", "python", "trtexec", "workdir",
             "before", "after", "connect_timeout", "retries"}
-REMOTE_RUNTIMES = ("onnxruntime", "trtexec")
+# runtime -> the precisions it runs (int8 models are quantized here and shipped quantized)
+REMOTE_RUNTIMES = {"onnxruntime": ("fp32", "int8"), "openvino": ("fp32", "bf16", "int8"), "trtexec": ("fp32", "fp16")}
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 
@@ -67,20 +68,22 @@ class _PinnedOrExplicit:
 
 
 class SshTarget(Target):
-    """A device reached over SSH. ``runtime`` options: ``runtime`` (onnxruntime or trtexec),
-    ``threads``, ``graph_optimization``, ``providers`` (onnxruntime), ``precision`` (trtexec)."""
+    """A device reached over SSH. ``runtime`` options: ``runtime`` (onnxruntime, openvino or
+    trtexec), ``threads`` (onnxruntime, openvino), ``graph_optimization`` and ``providers``
+    (onnxruntime), ``precision`` (per runtime: ``REMOTE_RUNTIMES``), ``per_channel`` (int8)."""
 
     times_groups = False
 
     kind = "ssh"
-    option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32"}
+    option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32",
+                       "per_channel": False}
 
     def __init__(self, name, options=None, protocol=None, ssh: dict | None = None, accept_host_key: bool = False):
+        runtime = {**self.option_defaults, **(options or {})}["runtime"]
+        if runtime not in REMOTE_RUNTIMES:
+            raise TargetError(f"target '{name}': runtime must be one of {list(REMOTE_RUNTIMES)}, got {runtime!r}")
+        self.precisions = REMOTE_RUNTIMES[runtime]
         super().__init__(name, options, protocol)
-        if self.options["runtime"] not in REMOTE_RUNTIMES:
-            raise TargetError(f"target '{name}': runtime must be one of {REMOTE_RUNTIMES}, got {self.options['runtime']!r}")
-        if self.options["precision"] not in ("fp32", "fp16"):
-            raise TargetError(f"target '{name}': precision must be fp32 or fp16")
         self.ssh = _validate_ssh(name, ssh or {})
         self.accept_host_key = accept_host_key
         self.host_key_note: str | None = None
@@ -94,6 +97,9 @@ class SshTarget(Target):
     @classmethod
     def from_config(cls, name: str, data: dict, protocol: Protocol, accept_host_key: bool = False, **flags) -> SshTarget:
         return cls(name, data.get("runtime"), protocol, ssh=data.get("ssh"), accept_host_key=accept_host_key)
+
+    def describe_runtime(self) -> str:
+        return f"remote runtime {self.options['runtime']}"
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "host": self._resolved()["hostname"], "user": self._resolved().get("user")}
@@ -256,7 +262,7 @@ class SshTarget(Target):
                 **{k: v for k, v in self.options.items() if v is not None}}
 
     def _upload(self, artifact: Artifact) -> str:
-        local = Path(artifact.onnx())
+        local = self.model_file(artifact)
         if str(local) not in self._uploaded:
             digest = hashlib.sha256(local.read_bytes()).hexdigest()[:32]
             remote = f"models/{digest}.onnx"

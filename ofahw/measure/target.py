@@ -8,11 +8,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from ofahw.errors import TargetError
-from ofahw.export import Artifact
+from ofahw.export import Artifact, Quantization, quantized_onnx
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
+
+
+def check_threads(name: str, threads) -> int:
+    """A target's ``threads`` option, which must be a positive integer."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise TargetError(f"target '{name}': runtime threads must be a positive integer, got {threads!r}")
+    return threads
 
 
 @dataclass(frozen=True)
@@ -34,10 +42,12 @@ class Target(ABC):
 
     kind: ClassVar[str]
     option_defaults: ClassVar[dict] = {}
+    precisions: ClassVar[tuple[str, ...]] = ()  # values of the ``precision`` option, where the target has one
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
     source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
     description: str = ""
+    calibration: str | None = None  # image folder that calibrates int8 models (``--calib``); else random inputs
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -51,6 +61,30 @@ class Target(ABC):
         self.options = {**self.option_defaults, **options}
         self.protocol = protocol or Protocol()
         self._open = False
+        if self.precisions and self.options["precision"] not in self.precisions:
+            raise TargetError(f"target '{name}': precision must be one of {list(self.precisions)} for {self.describe_runtime()}, "
+                              f"got {self.options['precision']!r}")
+
+    def describe_runtime(self) -> str:
+        """The runtime in words, for messages."""
+        return f"kind {self.kind}"
+
+    @property
+    def precision(self) -> str:
+        return self.options.get("precision", "fp32")
+
+    def quantization(self) -> Quantization | None:
+        """How this target's models are quantized (precision int8), or None where they run as exported."""
+        if self.precision != "int8":
+            return None
+        return Quantization(per_channel=bool(self.options.get("per_channel")), calibration=self.calibration)
+
+    def model_file(self, artifact: Artifact) -> Path:
+        """The ONNX file this target runs for ``artifact``: the export itself, or its int8 model."""
+        quantization = self.quantization()
+        if quantization is None:
+            return Path(artifact.onnx())
+        return quantized_onnx(Path(artifact.onnx()), artifact.input_shape, quantization)
 
     def __enter__(self) -> Target:
         self.open()
@@ -87,6 +121,14 @@ class Target(ABC):
     def fingerprint(self) -> dict:
         """What must match for two measurements to be comparable (kind and runtime options)."""
         return {"kind": self.kind, "options": dict(sorted(self.options.items()))}
+
+    def completed(self, stored: dict | None) -> dict:
+        """A fingerprint recorded earlier (a LUT's, a journal's) as this target would write it: options
+        added to this kind since (``precision``, say) at their defaults, which is what was measured."""
+        stored = dict(stored or {})
+        if stored.get("kind") == self.kind:
+            stored["options"] = dict(sorted({**self.option_defaults, **stored.get("options", {})}.items()))
+        return stored
 
     def measure(self, artifact: Artifact, protocol: Protocol | None = None) -> Measurement:
         if not self._open:

@@ -33,6 +33,11 @@ class LutLatencyModel:
     def target(self) -> str:
         return self.table.target_name
 
+    @property
+    def label(self) -> str:
+        """The LUT's name in objectives and columns (target, and batch size where not 1)."""
+        return self.table.label
+
     def _check(self, configs: list[dict]) -> list[dict]:
         configs = [self.space.canonical(c) for c in configs]
         profiled = self.table.resolutions
@@ -66,12 +71,18 @@ class LutLatencyModel:
         config = self._check([config])[0]
         report = self.table.report
         chosen = chosen_scores(report)
+        latency = float(self.predict([config])[0])
         return {
-            "latency_ms": float(self.predict([config])[0]),
+            "latency_ms": latency,
             "statistic": self.table.statistic,
             "target": self.target,
+            "lut": str(self.path),
+            "batch": self.table.batch,
+            "per_image_ms": latency / self.table.batch,
+            "deployment": self.table.deployment,
             "space": self.space.name,
-            "source": f"predicted: {self.regressor.model} model over the LUT {self.path} measured on target {self.target}",
+            "source": f"predicted: {self.regressor.model} model over the LUT {self.path} measured on target {self.target} "
+                      f"({self.table.precision}, batch {self.table.batch})",
             "block_sum_ms": float(self.block_sum([config])[0]),
             "cv_mape": chosen.get("mape"),
             "flops_m": self.space.flops(config),

@@ -18,7 +18,7 @@ import numpy as np
 from ofahw._io import strict_json
 from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache, network_artifact, part_artifact
-from ofahw.lut import LatencyTable, json_path
+from ofahw.lut import LatencyTable, check_runtime, check_target, json_path
 from ofahw.lut.campaign import Campaign
 from ofahw.lut.predictors import fit_predictor
 from ofahw.measure import Target, measure_in_rounds
@@ -65,23 +65,6 @@ def lut_lock(csv_path: Path):
             lock.unlink(missing_ok=True)  # while still held, so no one can take a lock file on its way out
 
 
-def check_settings(table: LatencyTable, target: Target, csv_path: Path) -> None:
-    """A target whose runtime settings differ from those the LUT was measured with measures
-    something else: a check would read that as drift. Refuse, naming the settings."""
-    stored = table.target_fingerprint or {}
-    now = target.fingerprint()
-    if stored == now:
-        return
-    if stored.get("kind") != now["kind"]:
-        what = [f"kind {now['kind']} (LUT: {stored.get('kind')})"]
-    else:
-        options, theirs = now["options"], stored.get("options", {})
-        what = [f"{k} {options.get(k)!r} (LUT: {theirs.get(k)!r})" for k in sorted(set(options) | set(theirs))
-                if options.get(k) != theirs.get(k)]
-    raise UserError(f"target {target.name}'s settings differ from those {csv_path} was measured with: {', '.join(what)}; "
-                    "a settings change is not drift: profile a new LUT for these settings")
-
-
 def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after_s: float = 60.0, act: bool = True,
               progress: bool = False) -> dict:
     """Check ``csv_path`` against ``target`` now; returns the record written to the history. With
@@ -94,7 +77,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
     csv_path = Path(csv_path)
     with lut_lock(csv_path):
         table = LatencyTable.read(csv_path)
-        check_settings(table, target, csv_path)
+        check_target(table, target, csv_path)
         space = get_space(table.space_name)
         rows = {r["key"]: r for r in table.networks}
         sentinels = [rows[k] for k in table.sentinels if k in rows]
@@ -103,8 +86,9 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
         stat = table.statistic
         stored = np.array([r["value_ms"] for r in sentinels])
         threshold, limit, tails_limit, tail_now = noise_threshold(table), steady_limit(table), tail_limit(table), stored_tail(table)
-        artifacts = [network_artifact(space, r["config"], OnnxCache()) for r in sentinels]
+        artifacts = [network_artifact(space, r["config"], OnnxCache(), table.batch) for r in sentinels]
         with target:
+            check_runtime(table, target.metadata(), csv_path)
             def look(k: int) -> tuple[list, DriftVerdict]:
                 measured = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=seed + k)
                 return measured, judge(stored, [m.value(stat) for m in measured], threshold,
@@ -177,7 +161,7 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     blocks = list(table.blocks.values())
     cache = OnnxCache()
     with target:
-        quick = measure_in_rounds(target, [part_artifact(parts[b["key"]][1], cache) for b in blocks],
+        quick = measure_in_rounds(target, [part_artifact(parts[b["key"]][1], cache, table.batch) for b in blocks],
                                   replace(target.protocol, rounds=1), seed=seed)
     ratios = np.array([m.value(stat) / b["value_ms"] for m, b in zip(quick, blocks, strict=True)])
     common = float(np.median(ratios))  # the machine's overall move, which the kept blocks follow
@@ -187,7 +171,7 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     work.parent.mkdir(exist_ok=True)
     LatencyTable(kept, dict(table.meta)).write(work)
     result = Campaign(space, target, work, table.resolutions, samples=len(table.networks), seed=seed,
-                      cache=cache, progress=progress, log=lambda m: None).run()
+                      cache=cache, progress=progress, log=lambda m: None, batch=table.batch).run()
     _keep_version(csv_path, table)
     event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept), "kept_scale": common,
              "remeasured_blocks": len(blocks) - len(kept), "networks": len(result.table.networks),

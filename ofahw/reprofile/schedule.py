@@ -101,9 +101,8 @@ def systemd_runs() -> bool:
 
 def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict:
     """Schedule ``ofahw reprofile`` of ``lut`` ``via`` cron or a systemd user timer (``auto``: systemd where it runs)."""
-    from ofahw.lut import LatencyTable
+    from ofahw.lut import LatencyTable, check_target
     from ofahw.measure import load_target
-    from ofahw.reprofile.run import check_settings
 
     lut = Path(lut).resolve()
     if not lut.is_file():
@@ -111,7 +110,7 @@ def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict
     expression = schedule_expression(every)
     # what the scheduled run will open, opened now: a schedule that fails every time is refused here
     table = LatencyTable.read(lut)
-    check_settings(table, load_target(target), lut)
+    check_target(table, load_target(target), lut)
     via = ("systemd" if systemd_runs() else "cron") if via == "auto" else via
     remove(lut)  # one schedule per LUT: a new one replaces the old, whichever way it was installed
     if via == "systemd":

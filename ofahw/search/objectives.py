@@ -68,9 +68,9 @@ def latency_objective(model: LutLatencyModel, space: Space) -> Objective:
     features = model.population(space)
     mape = chosen_scores(model.table.report).get("mape")
     fit = f", CV MAPE {mape:.1%}" if isinstance(mape, float) else ""
-    return Objective(f"latency_ms@{model.target}", lambda X: model.predict_encoded(features, X),
+    return Objective(f"latency_ms@{model.label}", lambda X: model.predict_encoded(features, X),
                      f"predicted: {model.table.statistic} latency from LUT {model.path} measured on target {model.target}"
-                     f" ({model.regressor.model} model{fit})")
+                     f" ({model.table.precision}, batch {model.table.batch}; {model.regressor.model} model{fit})")
 
 
 def cost_objectives(space: Space, which: list[str]) -> list[Objective]:

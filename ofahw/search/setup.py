@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ofahw.errors import ConfigError
+from ofahw.lut import check_mixable, lut_for_batch
 from ofahw.predict import LutLatencyModel
 from ofahw.predict.sources import load_accuracy_source, usable_resolutions
 from ofahw.search.objectives import accuracy_objective, cost_objectives, latency_objective, parse_constraint
@@ -14,14 +15,14 @@ from ofahw.space import get_space
 
 
 def build_problem(luts: list[str], accuracy: str | None = None, space: str | None = None, objectives: list[str] = (),
-                  constraints: list[str] = (), accuracy_resolutions=None,
-                  log: Callable[[str], None] = print) -> tuple[SubnetProblem, list[LutLatencyModel]]:
+                  constraints: list[str] = (), accuracy_resolutions=None, log: Callable[[str], None] = print,
+                  batch: int | None = None) -> tuple[SubnetProblem, list[LutLatencyModel]]:
     """The problem and the LUT models it reads. The search runs at the resolutions every LUT profiled
-    and the accuracy source knows; those the source never saw are left out, with a note to ``log``."""
-    models = [LutLatencyModel.load(path) for path in luts]
-    names = [m.target for m in models]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"two LUTs measure the same target ({', '.join(names)}); one LUT per device")
+    and the accuracy source knows; those the source never saw are left out, with a note to ``log``.
+    One latency objective per LUT, named by its label (target, and batch size where not 1); with
+    ``batch``, each LUT is replaced by its batch-``batch`` LUT."""
+    models = [LutLatencyModel.load(lut_for_batch(path, batch)) for path in luts]
+    check_mixable({str(m.path): m.table for m in models})
     spaces = {m.space.name for m in models} | ({space} if space else set())
     if not spaces:
         raise ConfigError("a search needs --lut (one per device) or, for FLOPs / params objectives only, --space")

@@ -22,15 +22,16 @@ from ofahw.space import Space
 
 
 def verify_front(space: Space, configs: list[dict], predicted_ms: np.ndarray, accuracy: np.ndarray | None,
-                 target: Target, out_csv: Path, progress: bool = True) -> dict:
+                 target: Target, out_csv: Path, progress: bool = True, batch: int = 1) -> dict:
     """Measure ``configs`` (whole networks, the network protocol of ``target``) and write
     ``out_csv``: predicted and measured latency, their ratio, and membership of the front that
-    the measured latencies give (with ``accuracy``, higher is better). Returns the error figures."""
+    the measured latencies give (with ``accuracy``, higher is better), at ``batch`` images a run (the
+    LUT's). Returns the error figures."""
     protocol = target.protocol.for_network()
     cache = OnnxCache()
     with target:
         device = target.metadata()
-        measured = measure_in_rounds(target, [network_artifact(space, c, cache) for c in configs], protocol,
+        measured = measure_in_rounds(target, [network_artifact(space, c, cache, batch) for c in configs], protocol,
                                      progress=progress)
     stat = protocol.statistic
     values = np.array([m.value(stat) for m in measured])
