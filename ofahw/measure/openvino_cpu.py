@@ -7,7 +7,7 @@ import openvino as ov
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact
-from ofahw.measure.host import host_facts, openvino_config
+from ofahw.measure.host import host_facts, openvino_config, openvino_request
 from ofahw.measure.target import Prepared, Target, check_threads
 
 
@@ -49,10 +49,8 @@ class OpenVinoCpuTarget(Target):
                 "openvino_config": openvino_config(self.options["threads"], self.precision), **self.options}
 
     def _prepare(self, artifact: Artifact) -> Prepared:
-        compiled = self._core.compile_model(str(self.model_file(artifact)), "CPU",
-                                            openvino_config(self.options["threads"], self.precision))
-        request = compiled.create_infer_request()
-        request.set_input_tensor(ov.Tensor(np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)))
+        inputs = np.random.default_rng(0).standard_normal(artifact.input_shape, dtype=np.float32)
+        request = openvino_request(ov, self._core, self.model_file(artifact), inputs, self.options["threads"], self.precision)
         self._request = request
         return Prepared(request.infer)
 

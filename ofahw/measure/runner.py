@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ofahw.measure.host import host_facts, openvino_config, ort_session_options, read_text  # ofahw:local-import
+from ofahw.measure.host import host_facts, openvino_request, ort_session_options, read_text  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
 INSTALL_HINT = {
@@ -81,9 +81,8 @@ class OpenVinoRuntime:
 
     def measure(self, path, input_shape, protocol):
         o = self.options
-        compiled = self.core.compile_model(path, "CPU", openvino_config(o.get("threads", 1), o.get("precision", "fp32")))
-        request = compiled.create_infer_request()
-        request.set_input_tensor(self.ov.Tensor(np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32)))
+        request = openvino_request(self.ov, self.core, path, np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32),
+                                   o.get("threads", 1), o.get("precision", "fp32"))
         return run_protocol(request.infer, protocol)
 
 
