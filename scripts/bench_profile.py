@@ -66,7 +66,7 @@ def main() -> None:
 
     space, target = get_space(args.space), load_target(args.target)
     resolutions = [int(r) for r in args.resolutions.split(",")]
-    heldout_file = Path(args.out).with_name("heldout.json")
+    heldout_file = Path(args.out).with_name(Path(args.out).stem + "-heldout.json")
     if not args.report_only:
         profile_and_hold_out(args, space, target, resolutions, heldout_file)
     report(args.out, heldout_file, target, space, resolutions)
@@ -85,7 +85,7 @@ def profile_and_hold_out(args, space, target, resolutions: list[int], heldout_fi
     first = measure(space.name, args.target, held_out, seed=3, batch=args.batch)
 
     print("[3/3] measuring them again in a second process", flush=True)
-    job = Path(args.out).with_name("remeasure.json")
+    job = Path(args.out).with_name(Path(args.out).stem + "-remeasure.json")
     job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out, "batch": args.batch}))
     subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
     heldout_file.write_text(json.dumps(
