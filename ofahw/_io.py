@@ -58,6 +58,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content, read in chunks (weights files are large)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def cache_dir(*parts: str) -> Path:
     """ofahw's cache folder: $OFAHW_CACHE, else $XDG_CACHE_HOME/ofahw, else ~/.cache/ofahw."""
     root = os.environ.get("OFAHW_CACHE")

@@ -200,6 +200,9 @@ def test_batch_sizes_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert "measured now on target cpu" in capsys.readouterr().out
     assert main(["predict", "--lut", "lut/cpu.csv", "--batch", "4", "--config", config]) == 2
     assert "ofahw profile --target cpu --batch 4" in capsys.readouterr().err
+    assert main(["predict", "--accuracy", str(_fitted_accuracy(tmp_path)), "--batch", "2", "--config", config]) == 2
+    assert main(["search", "--objective", "flops", "--space", SPACE, "--batch", "2", "--out", "runs/n", "--no-progress"]) == 2
+    assert capsys.readouterr().err.count("it needs --lut") == 2
     # a search takes one latency objective per batch size
     assert main(["search", "--lut", "lut/cpu.csv", "--lut", "lut/cpu-b2.csv", "--objective", "flops", "--accuracy",
                  str(_fitted_accuracy(tmp_path)), "--pop-size", "8", "--generations", "2", "--constraint",

@@ -132,6 +132,37 @@ def predict(args) -> int:
     return 0
 
 
+def export_model(args) -> int:
+    from ofahw.deploy import deploy
+    from ofahw.export.model import parse_formats
+
+    model = deploy(args.space, args.out, read_config(args.config) if args.config else None, args.front, args.rank,
+                   args.constraint or [], args.by, args.weights, args.download, args.calib, args.calib_images,
+                   parse_formats(args.format), args.lut, args.accuracy, args.target, args.measure, log=progress_line)
+    lines = [f"exported subnet {model['config_hash']} of {model['space']} ({model['selected']['from']}) to {args.out}:"]
+    for name, info in model["files"].items():
+        check = info.get("checked_against_torch")
+        lines.append(f"  {info['file']} ({name})" + (f": max |ONNX - torch| {check['max_abs_diff']:.2e} on a random input"
+                                                    if check else ""))
+    bn = model["batchnorm"]
+    lines.append(f"  BatchNorm recalibrated on {bn['images']} images of {bn['recalibrated_on']}" if bn else
+                 "  BatchNorm NOT recalibrated (no --calib)")
+    if model["accuracy"]:
+        lines.append(f"  top-1 {model['accuracy']['top1']:.2%} — {model['accuracy']['source']}")
+    for lat in model["latency_predicted"]:
+        lines.append(f"  {lat['statistic']} latency {lat['latency_ms']:.3f} ms on target {lat['target']} — {lat['source']}")
+    measured = model.get("measured")
+    if measured:
+        ratio = (f"; predicted/measured {measured['predicted_over_measured']:.3f} ({measured['compared_with']})"
+                 if "predicted_over_measured" in measured else "")
+        lines.append(f"  measured now on target {measured['target']}: {measured['statistic']} "
+                     f"{measured[measured['statistic']]:.3f} ms, median "
+                     f"{measured['median']:.3f} ms over {measured['n']} runs{ratio}")
+    lines.append(f"  wrote {args.out}/model.json")
+    emit(args, model, lines)
+    return 0
+
+
 def lut_export(args) -> int:
     from ofahw.lut import LatencyTable, lut_files
     from ofahw.lut.ofa_yaml import export_ofa_yaml

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -69,6 +70,20 @@ def search(args) -> int:
                      f"±10% {v['within_10pct']:.0%}, Kendall tau {v['kendall_tau']:.3f}; {v['measured_front_size']} of "
                      f"{v['n']} stay on the measured front; wrote {v['file']}")
     emit(args, summary, lines)
+    return 0
+
+
+def pick(args) -> int:
+    from ofahw.search.pick import pick as pick_members
+
+    picks = pick_members(args.front, args.constraint or [], args.by, args.limits, args.limits_on, args.verify)
+    lines = []
+    for chosen in picks:
+        under = f"under latency limit {chosen.limit:g} ms: " if chosen.limit is not None else ""
+        lines.append(f"{under}rank {chosen.rank} of {args.front}, subnet {chosen.member.config_hash}")
+        lines += [f"  {name} {value:.4g} — {chosen.sources[name]}" for name, value in chosen.values.items()]
+        lines.append(f"  config {json.dumps(chosen.member.config, separators=(',', ':'))}")
+    emit(args, {"front": args.front, "picks": [c.to_dict() for c in picks]}, lines)
     return 0
 
 

@@ -3,7 +3,8 @@ statistics recalibrated first (as OFA requires), and per-sample class probabilit
 float16 memory-mapped tables for the ensembles."""
 
 from ofahw.evaluate.configs import read_configs
-from ofahw.evaluate.run import evaluate_subnets, recalibrate_batchnorm
+from ofahw.evaluate.run import evaluate_subnets
 from ofahw.images import ImageFolder, load_image
+from ofahw.space import recalibrate_batchnorm
 
 __all__ = ["ImageFolder", "evaluate_subnets", "load_image", "read_configs", "recalibrate_batchnorm"]

@@ -12,23 +12,7 @@ import numpy as np
 
 from ofahw._io import atomic_write_text, strict_json
 from ofahw.images import ImageFolder
-from ofahw.space import Space
-
-
-def recalibrate_batchnorm(net, calibration: ImageFolder, resolution: int, batch_size: int) -> None:
-    """Re-estimate every BatchNorm's running mean and variance on ``calibration`` images (a cumulative
-    average over all of them): a subnet cut from a supernet inherits statistics of the full net."""
-    import torch
-
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    with torch.no_grad():
-        for images, _ in calibration.batches(resolution, batch_size):
-            net(torch.from_numpy(images))
-    net.eval()
+from ofahw.space import Space, recalibrate_batchnorm
 
 
 def evaluate_subnets(space: Space, configs: list[dict], weights: Path, data: ImageFolder, calibration: ImageFolder,

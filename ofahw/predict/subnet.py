@@ -27,6 +27,8 @@ def describe_subnet(config: dict, luts: list[str | Path] = (), accuracy: str | N
         raise UserError("predict needs --lut (latency, repeatable) or --accuracy (top-1), or both")
     if accuracy_resolutions and accuracy is None:
         raise UserError("--accuracy-resolutions describes the checkpoint given with --accuracy")
+    if batch is not None and not luts:
+        raise UserError("--batch chooses the LUTs' batch size: it needs --lut")
     models = [LutLatencyModel.load(lut_for_batch(path, batch)) for path in luts]
     check_mixable({str(m.path): m.table for m in models})
     names = {m.space.name for m in models} | ({space} if space else set())

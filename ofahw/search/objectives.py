@@ -46,22 +46,34 @@ _CONSTRAINT = re.compile(r"^\s*(latency(?:@[\w.-]+)?|flops|params|top1)\s*(<=|>=
 _UNITS = {"latency": "latency_ms", "flops": "flops_m", "params": "params_m", "top1": "top1"}
 
 
-def parse_constraint(text: str, objectives: list[Objective]) -> tuple[Objective, Constraint]:
-    """``latency<=20`` (the only LUT), ``latency@jetson<=20`` (ms), ``flops<=300`` (MMACs),
-    ``params<=5`` (millions), ``top1>=0.75`` (fraction)."""
+def constraint_on(text: str, names: list[str]) -> Constraint:
+    """``latency<=20`` (the only latency column), ``latency@jetson<=20`` (ms), ``flops<=300`` (MMACs),
+    ``params<=5`` (millions), ``top1>=0.75`` (fraction), over columns named ``names``."""
     match = _CONSTRAINT.match(text)
     if not match:
         raise ConfigError(f"constraint {text!r} is not like 'latency<=20', 'latency@jetson<=20', 'flops<=300', "
                           f"'params<=5' or 'top1>=0.75'")
-    what, op, limit = match.group(1), match.group(2), float(match.group(3))
-    base, _, target = what.partition("@")
+    return Constraint(column_named(match.group(1), names, f"constraint {text!r}"), match.group(2), float(match.group(3)))
+
+
+def column_named(what: str, names: list[str], context: str = "") -> str:
+    """The objective among ``names`` that ``latency`` (the only latency column), ``latency@TARGET``,
+    ``flops``, ``params`` or ``top1`` names."""
+    base, _, target = what.strip().partition("@")
+    if base not in _UNITS:
+        raise ConfigError(f"{context or repr(what)}: name one of latency, latency@TARGET, flops, params, top1")
     name = _UNITS[base] + (f"@{target}" if target else "")
-    found = [o for o in objectives if o.name == name or (base == "latency" and not target and o.name.startswith("latency_ms@"))]
+    found = [n for n in names if n == name or (base == "latency" and not target and n.startswith("latency_ms@"))]
     if len(found) != 1:
-        known = ", ".join(o.name for o in objectives)
-        raise ConfigError(f"constraint {text!r} names no single objective of this search (objectives: {known}); "
+        raise ConfigError(f"{context or repr(what)} names no single objective of this search (objectives: {', '.join(names)}); "
                           "with several LUTs write latency@TARGET")
-    return found[0], Constraint(found[0].name, op, limit)
+    return found[0]
+
+
+def parse_constraint(text: str, objectives: list[Objective]) -> tuple[Objective, Constraint]:
+    """The objective a constraint (see :func:`constraint_on`) bounds, and the constraint."""
+    constraint = constraint_on(text, [o.name for o in objectives])
+    return next(o for o in objectives if o.name == constraint.objective), constraint
 
 
 def latency_objective(model: LutLatencyModel, space: Space) -> Objective:

@@ -21,6 +21,8 @@ def build_problem(luts: list[str], accuracy: str | None = None, space: str | Non
     and the accuracy source knows; those the source never saw are left out, with a note to ``log``.
     One latency objective per LUT, named by its label (target, and batch size where not 1); with
     ``batch``, each LUT is replaced by its batch-``batch`` LUT."""
+    if batch is not None and not luts:
+        raise ConfigError("--batch chooses the LUTs' batch size: it needs --lut")
     models = [LutLatencyModel.load(lut_for_batch(path, batch)) for path in luts]
     check_mixable({str(m.path): m.table for m in models})
     spaces = {m.space.name for m in models} | ({space} if space else set())

@@ -7,6 +7,7 @@ from ofahw.space._base import Gene, Space
 from ofahw.space._mobile import MobileNetV3Space, ProxylessSpace
 from ofahw.space._parts import Part, build_part, part_cost
 from ofahw.space._resnet import ResNet50Space
+from ofahw.space.batchnorm import recalibrate_batchnorm
 
 _FULL = tuple(range(128, 225, 4))  # OFA's elastic-resolution range
 _SPACES = {
@@ -32,4 +33,4 @@ def get_space(name: str) -> Space:
 
 
 __all__ = ["Gene", "Part", "Space", "MobileNetV3Space", "ProxylessSpace", "ResNet50Space",
-           "build_part", "part_cost", "get_space", "space_names"]
+           "build_part", "part_cost", "get_space", "recalibrate_batchnorm", "space_names"]

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ofahw._io import atomic_write_bytes, cache_dir
+from ofahw._io import atomic_write_bytes, cache_dir, sha256_file
 from ofahw.errors import UserError
 
 _BASE = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_nets/"
@@ -21,14 +21,6 @@ ZOO = {
     "ofa-resnet50": ("ofa_resnet50_d0-1-2_e0.2-0.25-0.35_w0.65-0.8-1.0",
                      "https://drive.google.com/uc?id=1xy6VIPEHXqbbqNu3xEZUxhp5FbTVs5cQ"),
 }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cached_weights_path(space_name: str) -> Path:
@@ -50,7 +42,7 @@ def fetch_cached(path: Path, url: str, download: bool, what: str, flag: str, tim
     supply and the flag that passes it."""
     sidecar = path.with_name(path.name + ".sha256")
     if path.exists():
-        if sidecar.exists() and sidecar.read_text().split()[0] != _sha256(path):
+        if sidecar.exists() and sidecar.read_text().split()[0] != sha256_file(path):
             raise UserError(f"cached {path} does not match its recorded SHA-256; delete the file and fetch it again")
         return path
     if not download:

@@ -43,9 +43,9 @@ def verify_front(space: Space, configs: list[dict], predicted_ms: np.ndarray, ac
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["config_hash", "predicted_ms", f"measured_{stat}_ms", "predicted_over_measured", "settled",
-                     "on_measured_front", "measured_on", "config"])
+                     "on_measured_front", "measured_on", "batch", "config"])
     for c, p, m, v, f in zip(configs, predicted_ms, measured, values, on_front, strict=True):
-        writer.writerow([space.config_hash(c), f"{p:.6g}", f"{v:.6g}", f"{p / v:.4f}", m.settled, bool(f), target.name,
+        writer.writerow([space.config_hash(c), f"{p:.6g}", f"{v:.6g}", f"{p / v:.4f}", m.settled, bool(f), target.name, batch,
                          json.dumps(c, separators=(",", ":"))])
     atomic_write_text(out_csv, buffer.getvalue())
     report = latency_fidelity(values, predicted_ms)
@@ -62,6 +62,12 @@ class Verified:
     statistic: str
     measured_ms: dict[str, float]
     measured_on: str
+    batch: int = 1
+
+    @property
+    def label(self) -> str:
+        """The latency objective these measurements stand for: the target, and the batch size where not 1."""
+        return self.measured_on if self.batch == 1 else f"{self.measured_on}-b{self.batch}"
 
 
 def read_verify(path: str | Path) -> Verified:
@@ -73,6 +79,7 @@ def read_verify(path: str | Path) -> Verified:
         raise UserError(f"{path} is not a verify.csv (no config_hash or measured_..._ms column)")
     try:
         measured = {r["config_hash"]: float(r[column]) for r in rows}
+        batch = int(rows[0].get("batch") or 1)
     except (TypeError, ValueError):
-        raise UserError(f"{path}: column {column} holds a value that is not a number") from None
-    return Verified(column.removeprefix("measured_").removesuffix("_ms"), measured, rows[0].get("measured_on", ""))
+        raise UserError(f"{path}: column {column} or batch holds a value that is not a number") from None
+    return Verified(column.removeprefix("measured_").removesuffix("_ms"), measured, rows[0].get("measured_on", ""), batch)
