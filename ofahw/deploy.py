@@ -4,6 +4,7 @@ predicts of it with the sources, and optionally measure the exported file on a t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,7 +56,8 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
     """Export the chosen subnet of ``space_name`` into ``out`` (see :func:`export_model`) and return
     model.json's content: with the LUTs' latency predictions and the accuracy (the front's, or
     ``accuracy``'s prediction), and with ``measure`` the exported ONNX timed on ``target`` (default:
-    the first LUT's) with its network protocol, against that target's LUT prediction."""
+    the first LUT's) with its network protocol, against that target's LUT prediction. With a
+    TensorRT format and an SSH ``target``, the engine is built on that device and fetched."""
     space = get_space(space_name)
     if measure and not (target or luts):
         raise UserError("--measure needs --target (or --lut, whose target is then used)")
@@ -70,7 +72,12 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
                                         for lat in predicted["latencies"]]}
     weights_path = Path(weights) if weights else fetch_weights(space.name, download=download)
     calibration = ImageFolder(calib, limit=calib_images) if calib else None
-    model = export_model(space, config, weights_path, out, formats, calibration, provenance, log)
+    with contextlib.ExitStack() as stack:
+        builder = None
+        if "tensorrt" in formats and target and (device := load_target(target)).kind == "ssh":
+            stack.enter_context(device)  # the engine is built by the device's trtexec and fetched
+            builder = device.build_engine
+        model = export_model(space, config, weights_path, out, formats, calibration, provenance, log, builder)
     if measure:
         model = update_model_json(out, {"measured": measure_export(out, model, target or predicted["latencies"][0]["target"],
                                                                    predicted["latencies"])})

@@ -265,3 +265,31 @@ def test_remote_python_without_openvino(server, tmp_path):
     with pytest.raises(TargetError, match="openvino is not usable on this device.*pip install numpy openvino") as caught:
         check_target(target)
     assert "\n" not in str(caught.value)
+
+
+def test_export_builds_the_engine_on_the_device_and_fetches_it(server, tmp_path):
+    """The transport of an SSH engine build, with a stand-in trtexec that writes a marker file as its
+    'engine' (no TensorRT here): the ONNX goes up, trtexec runs there, the file comes back."""
+    import json
+
+    import torch
+    import yaml
+
+    from ofahw.deploy import deploy
+
+    trtexec = tmp_path / "fake-trtexec"
+    trtexec.write_text("#!/bin/sh\necho 'stand-in trtexec for tests'\nfor a in \"$@\"; do case \"$a\" in --saveEngine=*) "
+                       "printf 'engine of %s' \"$*\" > \"${a#--saveEngine=}\";; esac; done\n")
+    trtexec.chmod(0o755)
+    board = yaml.safe_load(server.target_yaml(workdir=str(tmp_path / "remote"), python=sys.executable, trtexec=str(trtexec)))
+    path = write_yaml(tmp_path / "targets" / "jetson.yaml", yaml.safe_dump({**board, "runtime": {"runtime": "trtexec"}}))
+    weights = tmp_path / "supernet.pth"
+    torch.save({"state_dict": get_space(SPACE)._make_supernet().state_dict()}, weights)
+    config = get_space(SPACE).sample(1, np.random.default_rng(0), [RESOLUTION])[0]
+    out = tmp_path / "models" / "m"
+    model = deploy(SPACE, out, config=config, weights=str(weights), formats=["onnx", "tensorrt"], target=str(path),
+                   log=lambda m: None)
+    engine = out / model["files"]["tensorrt"]["file"]
+    assert engine.read_text().startswith("engine of --onnx=") and "--fp16" in engine.read_text()
+    assert model["files"]["tensorrt"]["built_on"].startswith("target jetson (127.0.0.1)")
+    assert json.loads((out / "model.json").read_text())["files"]["tensorrt"]["precision"] == "fp16"

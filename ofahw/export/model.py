@@ -34,24 +34,28 @@ def parse_formats(text: str | None) -> list[str]:
     return ["onnx", *(f for f in FORMATS[1:] if f in formats)]  # ONNX always: the others are built from it
 
 
-def tensorrt_builder() -> Callable[[Path, Path], None]:
-    """How to build an fp16 engine here: ``trtexec`` on PATH, else the tensorrt Python package; a
-    UserError naming both where neither is at hand."""
+EngineBuilder = Callable[[Path, Path], dict]  # (onnx, engine to write) -> where and how it was built
+
+
+def tensorrt_builder() -> EngineBuilder:
+    """How to build an fp16 engine on this machine: ``trtexec`` on PATH, else the tensorrt Python
+    package; a UserError naming both where neither is at hand (an SSH device's trtexec is the other way)."""
     trtexec = shutil.which("trtexec")
     if trtexec:
-        def build(onnx: Path, engine: Path) -> None:
+        def build(onnx: Path, engine: Path) -> dict:
             done = subprocess.run([trtexec, f"--onnx={onnx}", f"--saveEngine={engine}", "--fp16", "--skipInference"],
                                   capture_output=True, text=True, timeout=3600)
             if done.returncode != 0:
                 raise UserError(f"trtexec could not build an engine: {done.stdout.strip().splitlines()[-1:]}")
+            return {"built_on": f"this machine with {trtexec}", "precision": "fp16"}
         return build
     try:
         import tensorrt as trt
     except ImportError:
-        raise UserError("a TensorRT engine needs trtexec on PATH or the tensorrt Python package (pip install tensorrt); "
-                        "neither is here: leave tensorrt out of --format") from None
+        raise UserError("a TensorRT engine needs trtexec on PATH or the tensorrt Python package (pip install tensorrt), or "
+                        "--target an SSH device with trtexec; none is here: leave tensorrt out of --format") from None
 
-    def build_with_api(onnx: Path, engine: Path) -> None:
+    def build_with_api(onnx: Path, engine: Path) -> dict:
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         network = builder.create_network(0 if int(trt.__version__.split(".")[0]) >= 10 else
@@ -65,20 +69,23 @@ def tensorrt_builder() -> Callable[[Path, Path], None]:
         if serialized is None:
             raise UserError("TensorRT could not build an engine for the model")
         atomic_write_bytes(engine, bytes(serialized))
+        return {"built_on": f"this machine with the tensorrt package {trt.__version__}", "precision": "fp16"}
     return build_with_api
 
 
 def export_model(space: Space, config: dict, weights: Path, out: str | Path, formats: list[str] = ("onnx",),
-                 calibration=None, provenance: dict | None = None, log: Callable[[str], None] = print) -> dict:
+                 calibration=None, provenance: dict | None = None, log: Callable[[str], None] = print,
+                 engine_builder: EngineBuilder | None = None) -> dict:
     """Write the subnet ``config`` of ``space`` with the supernet ``weights`` into ``out`` and return
     model.json's content. ``calibration``: an ``ofahw.images.ImageFolder`` for BatchNorm (and the
     int8 model); without it the supernet's statistics are kept, with a warning. ``provenance``:
-    more for model.json (accuracy, latencies, where the config came from)."""
+    more for model.json (accuracy, latencies, where the config came from). ``engine_builder``: how
+    the TensorRT engine is built (default: :func:`tensorrt_builder`, on this machine)."""
     out = Path(out)
     if (out / "model.json").exists():
         raise UserError(f"{out} already holds an exported model (model.json); choose another --out")
     check_writable(out / "model.json")
-    build_engine = tensorrt_builder() if "tensorrt" in formats else None
+    build_engine = (engine_builder or tensorrt_builder()) if "tensorrt" in formats else None
     config = space.canonical(config)
     r = config["r"]
     net = space.build_network(config, weights=weights)
@@ -103,8 +110,8 @@ def export_model(space: Space, config: dict, weights: Path, out: str | Path, for
             (staging / MODEL_FILES["int8"]).write_bytes(quantize_int8(staging / MODEL_FILES["onnx"], (1, 3, r, r), quantization))
             files["int8"] = {"file": MODEL_FILES["int8"], **quantization.describe()}
         if build_engine is not None:
-            build_engine(staging / MODEL_FILES["onnx"], staging / MODEL_FILES["tensorrt"])
-            files["tensorrt"] = {"file": MODEL_FILES["tensorrt"], "precision": "fp16", "built_on": "this machine"}
+            built = build_engine(staging / MODEL_FILES["onnx"], staging / MODEL_FILES["tensorrt"])
+            files["tensorrt"] = {"file": MODEL_FILES["tensorrt"], **built}
         model = {
             "space": space.name, "config": config, "config_hash": space.config_hash(config),
             "flops_m": space.flops(config), "params_m": space.params(config),

@@ -270,6 +270,28 @@ class SshTarget(Target):
             self._uploaded[str(local)] = remote
         return self._uploaded[str(local)]
 
+    def build_engine(self, onnx: Path, engine: Path, precision: str = "fp16") -> dict:
+        """Build a TensorRT engine of the ONNX file ``onnx`` with the device's trtexec and fetch it
+        to ``engine`` (written atomically). The target must be open. Returns where and how it was built."""
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        digest = hashlib.sha256(Path(onnx).read_bytes()).hexdigest()[:32]
+        remote = f"{self._workdir()}/models/{digest}.onnx"
+        self._put(None, Path(onnx), remote)
+        built = f"{self._workdir()}/models/{digest}.{precision}.engine"
+        trtexec = self.ssh.get("trtexec") or "/usr/src/tensorrt/bin/trtexec"
+        command = " ".join(shlex.quote(a) for a in [trtexec, f"--onnx={remote}", f"--saveEngine={built}", "--skipInference",
+                                                     *(["--fp16"] if precision == "fp16" else [])])
+        code, out, err = self._exec(command, timeout=3600)
+        if code != 0:
+            tail = (err or out).strip().splitlines()[-1:] or ["no output"]
+            raise TargetError(f"target '{self.name}': trtexec could not build an engine (status {code}: {tail[0]})")
+        partial = engine.with_name(engine.name + ".part")
+        self._sftp.get(built, str(partial))
+        partial.replace(engine)
+        return {"built_on": f"target {self.name} ({self._resolved()['hostname']}) with {trtexec}", "precision": precision,
+                "device": {k: self._remote_meta.get(k) for k in ("model", "runtime_version") if self._remote_meta.get(k)}}
+
     def _prepare(self, artifact):  # pragma: no cover - the SSH target measures in batches only
         raise NotImplementedError
 
