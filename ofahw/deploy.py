@@ -12,7 +12,6 @@ from ofahw.errors import UserError
 from ofahw.export import Artifact
 from ofahw.export.model import export_model, update_model_json
 from ofahw.images import ImageFolder
-from ofahw.lut import LatencyTable
 from ofahw.measure import load_target
 from ofahw.predict.subnet import describe_subnet
 from ofahw.search.outputs import read_front
@@ -97,7 +96,6 @@ def measure_export(out: str | Path, model: dict, target_spec: str, latencies: li
               "source": f"measured on target {target.name} ({target.precision}) with its network protocol", **m.to_dict()}
     lut = next((lat for lat in latencies if lat["target"] == target.name and lat["batch"] == 1), None)
     if lut is not None:
-        stat = LatencyTable.read(lut["lut"]).statistic
-        result["predicted_over_measured"] = lut["latency_ms"] / m.value(stat)
-        result["compared_with"] = f"{stat} predicted from {lut['lut']}"
+        result["predicted_over_measured"] = lut["latency_ms"] / m.value(lut["statistic"])
+        result["compared_with"] = f"{lut['statistic']} predicted from {lut['lut']}"
     return result
