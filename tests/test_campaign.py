@@ -121,7 +121,7 @@ def test_run_campaigns_measures_local_targets_one_after_another():
     import time
     from types import SimpleNamespace
 
-    from ofahw.lut.campaign import run_campaigns
+    from ofahw.lut.profile import run_campaigns
 
     running, overlaps = set(), []
     lock = threading.Lock()

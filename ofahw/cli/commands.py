@@ -34,16 +34,18 @@ def targets_check(args) -> int:
 
 
 def profile(args) -> int:
-    from ofahw.lut.campaign import profile_targets
+    from ofahw.lut.profile import profile_targets
+    from ofahw.lut.transfer import parse_until
     from ofahw.measure import load_target
     from ofahw.space import get_space
 
     space = get_space(args.space)
     targets = [load_target(spec, args.accept_host_key) for spec in args.target]
-    outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), args.samples, args.seed,
+    samples = args.samples if args.samples is not None else (30 if args.sources else 100)
+    outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
                                progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
-                               calibration=args.calib)
+                               calibration=args.calib, sources=args.sources, until=parse_until(args.until))
     payloads, lines, failures = [], [], []
     for target, outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -79,6 +81,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
     steadiness = Steadiness.of(result.table)
     payload["steadiness"] = steadiness.to_dict()
     payload["warnings"] = steadiness.warnings()
+    payload["transfer"] = result.transfer
     used = report.get("unsettled_used")
     unsettled_note = f" (including {used} unsettled samples: too few settled)" if used else ""
     lines = [
@@ -96,11 +99,23 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
            f"{', '.join(result.unsettled[:5])}{' ...' if len(result.unsettled) > 5 else ''}"] if result.unsettled else []),
         *(f"WARNING: {w}" for w in payload["warnings"]),
         f"raw block sum / measured network ({table.statistic}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
+        *(_transfer_lines(result.transfer, table) if result.transfer else []),
         f"predictor {report['chosen']} — {report['method']}{unsettled_note}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
         f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
     ]
     return payload, lines
+
+
+def _transfer_lines(transfer: dict, table) -> list[str]:
+    meta = table.meta["transfer"]
+    taus = ", ".join(f"{path} {tau:.3f}" for path, tau in transfer["proxy_kendall_tau"].items())
+    reached = {None: "", True: "; goal reached", False: "; goal NOT reached"}[transfer["reached"]]
+    return [f"transferred from {transfer['source']} ({transfer['mapping']} mapping of its blocks, chosen by cross-validation) "
+            f"with {meta['measured_networks']} networks measured on the target in {meta['device_s']['wall']:.0f} s of device "
+            f"time{reached}",
+            f"  proxy check (Kendall tau of each source's prediction against the first measurements): {taus}",
+            *(f"  WARNING: {p} is a poor proxy" for p in transfer["poor_proxies"])]
 
 
 def predict(args) -> int:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import check_writable, refuse_overwriting
+from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
-from ofahw.lut.identity import batch_path
 from ofahw.lut.predictors import fit_predictor
-from ofahw.lut.table import LatencyTable, json_path, lut_files
+from ofahw.lut.table import LatencyTable, json_path
 from ofahw.measure import Measurement, Protocol, Target, best_round
 from ofahw.space import Part, Space, part_cost
 
@@ -46,6 +45,7 @@ class ProfileResult:
     unsettled: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     timed_s: float = 0.0
+    transfer: dict | None = None  # a transfer's steps, proxy check and mapping
 
 
 def journal_path(csv_path: Path) -> Path:
@@ -213,8 +213,16 @@ class Campaign:
         self.cache.prune()
         return ProfileResult(table, self.out, len(new_rows), len(rows), reused_rounds, unsettled, wall, timed)
 
+    def _complete_rows(self, rows: list[dict]) -> list[dict]:
+        """The LUT's rows from those measured (a transfer derives its blocks here)."""
+        return rows
+
+    def _extra_meta(self, rows: list[dict]) -> dict:
+        """More for the LUT's metadata (a transfer says what it was transferred from)."""
+        return {}
+
     def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int) -> LatencyTable:
-        rows = sorted(rows, key=lambda r: (r["kind"], r["resolution"], r["key"]))
+        rows = sorted(self._complete_rows(rows), key=lambda r: (r["kind"], r["resolution"], r["key"]))
         networks = sorted((r for r in rows if r["kind"] == "network" and r["settled"]), key=lambda r: r["value_ms"])
         quantization = self.target.quantization()
         picks = np.unique(np.linspace(0, len(networks) - 1, N_SENTINELS).round().astype(int)) if networks else []
@@ -234,6 +242,7 @@ class Campaign:
                           "overhead": wall_s / timed_s if timed_s else None,
                           "note": "this run only: wall time over time inside timed inference"},
             "created_by": "ofahw " + __import__("ofahw").__version__,
+            **self._extra_meta(rows),
         }
         table = LatencyTable(rows, meta)
         table.add_version({"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
@@ -241,67 +250,6 @@ class Campaign:
         table.set_predictor(fit_predictor(table, self.space, seed=self.seed))
         table.write(self.out)
         return table
-
-
-def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
-                    samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
-                    progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
-                    calibration: str | None = None) -> list[tuple[Target, ProfileResult | Exception]]:
-    """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
-    ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
-    ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
-    Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
-    names = [t.name for t in targets]
-    if len(set(names)) != len(names):
-        raise UserError(f"--target names the same target twice: {names}")
-    if len(targets) > 1 and out:
-        raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
-    batches = list(batches)
-    if not batches or any(not isinstance(b, int) or b < 1 for b in batches) or len(set(batches)) != len(batches):
-        raise UserError(f"--batch must list distinct positive integers, got {batches}")
-    if calibration is not None and not Path(calibration).is_dir():
-        raise UserError(f"calibration folder {calibration} does not exist")
-    if calibration is not None and not any(t.quantization() for t in targets):
-        raise UserError("--calib calibrates int8 models, and no target here has precision int8")
-
-    def lut_path(target: Target, batch: int) -> Path:
-        if out and len(batches) == 1:
-            return Path(out)
-        return batch_path(out or f"lut/{target.name}.csv", batch)
-
-    if out:
-        inputs = [t.source for t in targets if t.source.endswith((".yaml", ".yml"))]
-        refuse_overwriting([f for b in batches for f in lut_files(lut_path(targets[0], b))], inputs)
-    for target in targets:
-        target.calibration = calibration
-    campaigns = [Campaign(space, t, lut_path(t, b), resolutions, samples, seed, budget_s, fresh=fresh, progress=progress,
-                          log=log, position=i, batch=b) for i, t in enumerate(targets) for b in batches]
-    return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
-
-
-def run_campaigns(campaigns: list[Campaign]) -> list:
-    """Run campaigns, each remote target's concurrently with the others'; those on this machine one
-    after another, since measuring two local targets at once would perturb both, and a target's own
-    campaigns (several batch sizes) one after another. Returns each result or its exception."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    groups: dict[int, list[Campaign]] = {}
-    for c in campaigns:
-        groups.setdefault(id(c.target) if c.target.kind == "ssh" else 0, []).append(c)
-    outcomes: dict[int, object] = {}
-
-    def run_group(group):
-        for campaign in group:
-            try:
-                outcomes[id(campaign)] = campaign.run()
-            except Exception as exc:  # reported per target; the others go on
-                outcomes[id(campaign)] = exc
-
-    if len(campaigns) == 1:
-        return [campaigns[0].run()]
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        list(pool.map(run_group, groups.values()))
-    return [outcomes[id(c)] for c in campaigns]
 
 
 class BudgetExhausted(Incomplete):

@@ -1,0 +1,89 @@
+"""Profiling several targets (and batch sizes) at once: each into its LUT, fully or by transfer
+from existing LUTs; remote targets concurrently, those on this machine one after another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ofahw._io import refuse_overwriting
+from ofahw.errors import UserError
+from ofahw.lut.campaign import Campaign, ProfileResult
+from ofahw.lut.identity import batch_path
+from ofahw.lut.table import lut_files
+from ofahw.lut.transfer import TransferCampaign
+from ofahw.measure import Target
+from ofahw.space import Space
+
+
+def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
+                    samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
+                    progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
+                    calibration: str | None = None, sources: list[str] = (), until: float | None = None
+                    ) -> list[tuple[Target, ProfileResult | Exception]]:
+    """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
+    ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
+    ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
+    ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
+    bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier).
+    Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise UserError(f"--target names the same target twice: {names}")
+    if len(targets) > 1 and out:
+        raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
+    batches = list(batches)
+    if not batches or any(not isinstance(b, int) or b < 1 for b in batches) or len(set(batches)) != len(batches):
+        raise UserError(f"--batch must list distinct positive integers, got {batches}")
+    if calibration is not None and not Path(calibration).is_dir():
+        raise UserError(f"calibration folder {calibration} does not exist")
+    if calibration is not None and not any(t.quantization() for t in targets):
+        raise UserError("--calib calibrates int8 models, and no target here has precision int8")
+
+    def lut_path(target: Target, batch: int) -> Path:
+        if out and len(batches) == 1:
+            return Path(out)
+        return batch_path(out or f"lut/{target.name}.csv", batch)
+
+    if out:
+        inputs = [t.source for t in targets if t.source.endswith((".yaml", ".yml"))]
+        refuse_overwriting([f for b in batches for f in lut_files(lut_path(targets[0], b))], inputs)
+    if until is not None and not sources:
+        raise UserError("--until stops a transfer (--from) once its error is reached")
+    for target in targets:
+        target.calibration = calibration
+
+    def campaign(i: int, target: Target, batch: int) -> Campaign:
+        common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch}
+        if sources:
+            refuse_overwriting(lut_files(lut_path(target, batch)), sources)
+            return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, **common)
+        return Campaign(space, target, lut_path(target, batch), resolutions, samples, **common)
+
+    campaigns = [campaign(i, t, b) for i, t in enumerate(targets) for b in batches]
+    return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
+
+
+def run_campaigns(campaigns: list[Campaign]) -> list:
+    """Run campaigns, each remote target's concurrently with the others'; those on this machine one
+    after another, since measuring two local targets at once would perturb both, and a target's own
+    campaigns (several batch sizes) one after another. Returns each result or its exception."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    groups: dict[int, list[Campaign]] = {}
+    for c in campaigns:
+        groups.setdefault(id(c.target) if c.target.kind == "ssh" else 0, []).append(c)
+    outcomes: dict[int, object] = {}
+
+    def run_group(group):
+        for campaign in group:
+            try:
+                outcomes[id(campaign)] = campaign.run()
+            except Exception as exc:  # reported per target; the others go on
+                outcomes[id(campaign)] = exc
+
+    if len(campaigns) == 1:
+        return [campaigns[0].run()]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        list(pool.map(run_group, groups.values()))
+    return [outcomes[id(c)] for c in campaigns]

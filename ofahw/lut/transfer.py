@@ -1,0 +1,243 @@
+"""Profile a new device from the LUTs you already have: measure a small designed set of whole
+subnets on it, fit how the source LUTs' blocks map onto it, and write an ordinary LUT.
+
+The mapping is chosen by cross-validation on the new device's own measurements, per source:
+``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead) or
+``scaled-per-group`` (``w_g * source + c`` per stage group, non-negative). The LUT's block rows are
+the source's blocks mapped so; its network rows are the new measurements, and its predictor is fitted
+on them as for any LUT (so reprofile, search and predict work unchanged). A rank check after the
+first samples says how good a proxy each source is; a poor one is reported, and more samples follow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import KFold
+
+from ofahw.errors import LutError, UserError
+from ofahw.fidelity import latency_fidelity
+from ofahw.lut.campaign import Campaign, Item, ProfileResult
+from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures, group_label
+from ofahw.lut.table import LatencyTable
+
+MAPPINGS = ("scaled", "scaled-per-group")
+GOOD_PROXY_TAU = 0.9  # rank agreement (Kendall) below which a source is reported as a poor proxy
+FIRST_LOOK = 10  # samples measured before the proxy check
+_UNTIL = re.compile(r"^\s*mape\s*<=\s*([0-9.]+)\s*%\s*$")
+
+
+def parse_until(text: str | None) -> float | None:
+    """``'mape<=3%'`` → 0.03."""
+    if text is None:
+        return None
+    match = _UNTIL.match(text)
+    if not match or not 0 < float(match.group(1)) < 100:
+        raise UserError(f"--until must look like 'mape<=3%', got {text!r}")
+    return float(match.group(1)) / 100
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one source's blocks map onto the new device, with its cross-validated figures."""
+
+    source: str
+    model: str
+    group_scale: dict[str, float]  # stage group -> multiplier of the source's block latency
+    overhead_ms: float  # added to every block
+    intercept_ms: float
+    cv: dict
+
+    def block_value(self, key: str, source_ms: float) -> float:
+        return max(self.group_scale[group_label(key)] * source_ms + self.overhead_ms, 1e-6)
+
+
+def _design_matrix(features: np.ndarray, model: str) -> np.ndarray:
+    """Columns the mapping is linear in: total source latency (or per group) and the part count."""
+    sums, count = features[:, :-1], features[:, -1:]
+    return np.hstack([sums.sum(axis=1, keepdims=True) if model == "scaled" else sums, count])
+
+
+def _fit(features: np.ndarray, y: np.ndarray, model: str) -> LinearRegression:
+    return LinearRegression(positive=True).fit(_design_matrix(features, model), y, sample_weight=1.0 / np.square(y))
+
+
+def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0) -> Mapping:
+    """The better mapping of ``source`` onto the measurements ``y`` (ms) of ``configs``, by K-fold
+    cross-validated MAPE (out-of-fold predictions; K = min(5, n))."""
+    features = PartFeatures(source, space)
+    X = features(configs)
+    folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed)
+    scores = {}
+    for model in MAPPINGS:
+        oof = np.empty_like(y)
+        for train, test in folds.split(X):
+            oof[test] = _fit(X[train], y[train], model).predict(_design_matrix(X[test], model))
+        scores[model] = latency_fidelity(y, oof)
+    best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
+    reg = _fit(X, y, best)
+    coef = reg.coef_
+    scales = {g: float(coef[0] if best == "scaled" else coef[i]) for i, g in enumerate(features.labels)}
+    return Mapping(source_path, best, scales, float(coef[-1]), float(reg.intercept_), {"chosen": best, "candidates": scores})
+
+
+def design(space, sources: list[tuple[str, LatencyTable]], n: int, resolutions: list[int], seed: int) -> list[dict]:
+    """``n`` subnets in an order whose every prefix is spread over the sources' predicted latency
+    range and over the choices: the range is cut into ``n`` equal-count strata, visited in a
+    van der Corput order; in each stratum the subnet farthest (in genes) from those already chosen.
+    Deterministic for ``seed``."""
+    narrowed = space.with_resolutions(resolutions)
+    pool = space.sample_stratified(max(10 * n, 200), np.random.default_rng(seed), resolutions)
+    X = np.array([narrowed.encode(c) for c in pool])
+    scores = []
+    for _, table in sources:
+        predicted = _source_prediction(table, space, pool)
+        scores.append(np.argsort(np.argsort(predicted)) / len(predicted))  # ranks, so sources weigh alike
+    order = np.argsort(np.mean(scores, axis=0))
+    strata = np.array_split(order, n)
+    active = narrowed.active_mask(X)
+    chosen: list[int] = []
+    for s in _van_der_corput(n):
+        members = strata[s]
+        if chosen:
+            distance = ((X[members][:, None, :] != X[chosen][None, :, :]) & active[members][:, None, :]).sum(axis=2).min(axis=1)
+            pick = members[int(np.argmax(distance))]
+        else:
+            pick = members[len(members) // 2]
+        chosen.append(int(pick))
+    return [pool[i] for i in chosen]
+
+
+def _van_der_corput(n: int) -> list[int]:
+    """0 .. n-1 in an order whose prefixes spread over the range (bit-reversed fractions)."""
+    def radical(i: int) -> float:
+        out, base = 0.0, 0.5
+        while i:
+            out, i, base = out + base * (i & 1), i >> 1, base / 2
+        return out
+
+    seen, out = set(), []
+    for i in range(4 * n):
+        s = min(int(radical(i) * n), n - 1)
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out + [s for s in range(n) if s not in seen]
+
+
+class TransferCampaign(Campaign):
+    """A campaign that measures only the designed whole subnets on the new target and takes its
+    blocks from the best-fitting source mapping. ``samples`` bounds how many are measured.
+
+    It runs in steps of ``step`` samples: after the first, each source's rank agreement is reported
+    (a poor proxy is said, and the steps go on to ``samples``); with ``until`` (a MAPE such as 0.03)
+    it stops as soon as the LUT's cross-validated MAPE reaches it, else at ``samples``."""
+
+    def __init__(self, space, target, out, sources: list[str | Path], samples: int = 30, resolutions=None,
+                 until: float | None = None, step: int = FIRST_LOOK, **kwargs):
+        tables = [(str(p), LatencyTable.read(p)) for p in sources]
+        if not tables:
+            raise UserError("--from names no source LUT")
+        for path, table in tables:
+            if table.space_name != space.name:
+                raise LutError(f"source LUT {path} is of space {table.space_name}, not {space.name}")
+            if table.predictor is None:
+                raise LutError(f"source LUT {path} has no fitted predictor")
+        shared = sorted(set.intersection(*(set(t.resolutions) for _, t in tables)))
+        resolutions = list(resolutions or shared)
+        missing = sorted(set(resolutions) - set(shared))
+        if missing:
+            raise LutError(f"resolutions {missing} are not profiled in every source LUT (shared: {shared})")
+        self.sources = tables
+        super().__init__(space, target, out, resolutions, samples, **kwargs)
+        self.bound = samples  # the designed sequence's length; ``samples`` is how much of it a step measures
+        self.until, self.step = until, step
+        self._designed: list[dict] | None = None
+        for path, table in tables:
+            if table.batch != self.batch:
+                raise LutError(f"source LUT {path} was measured at batch {table.batch}, not {self.batch}: a batch size "
+                               "changes the landscape; transfer from a LUT of the same batch size")
+        self.mapping: Mapping | None = None
+        self.proxies: dict[str, float] = {}
+
+    def run(self) -> ProfileResult:
+        steps, poor, result, until = [], [], None, self.until
+        totals = {"measured": 0, "reused_rounds": 0, "wall_s": 0.0, "timed_s": 0.0}
+        for n in range(min(self.step, self.bound), self.bound + self.step, self.step):
+            self.samples = min(n, self.bound)
+            result = super().run()
+            totals = {k: v + getattr(result, k) for k, v in totals.items()}
+            mape = result.table.report["candidates"][result.table.report["chosen"]]["mape"]
+            steps.append({"samples": self.samples, "cv_mape": mape})
+            if len(steps) == 1:
+                poor = [p for p, tau in self.proxies.items() if not tau >= GOOD_PROXY_TAU]
+                for path in poor:
+                    self.log(f"WARNING: source {path} is a poor proxy for target {self.target.name}: Kendall tau "
+                             f"{self.proxies[path]:.3f} < {GOOD_PROXY_TAU} on the first {self.samples} measurements")
+                if poor and len(poor) == len(self.sources):
+                    self.log(f"no source is a good proxy: measuring all {self.bound} samples; if the report stays poor, "
+                             "profile the target fully (ofahw profile without --from)")
+                    until = None  # the goal is reported, not trusted to stop early
+            self.log(f"transfer: {self.samples} networks measured on target {self.target.name}; cross-validated MAPE "
+                     f"{mape:.2%}" + (f" (goal {self.until:.1%})" if self.until else ""))
+            if (until is not None and mape <= until) or self.samples >= self.bound:
+                break
+        for k, v in totals.items():
+            setattr(result, k, v)
+        result.reused = len(result.table.rows) - result.measured
+        result.transfer = {"steps": steps, "poor_proxies": poor, "proxy_kendall_tau": self.proxies,
+                           "reached": None if self.until is None else steps[-1]["cv_mape"] <= self.until,
+                           "mapping": self.mapping.model, "source": self.mapping.source}
+        return result
+
+    def plan(self) -> list[Item]:
+        if self._designed is None:
+            self._designed = design(self.space, self.sources, self.bound, self.resolutions, self.seed)
+        b = self.batch
+        return [Item("network", self.space.config_hash(c), c["r"], (b, 3, c["r"], c["r"]), config=c)
+                for c in self._designed[: self.samples]]
+
+    def _complete_rows(self, rows: list[dict]) -> list[dict]:
+        networks = [r for r in rows if r["kind"] == "network"]
+        settled = [r for r in networks if r["settled"]] if sum(r["settled"] for r in networks) >= 5 else networks
+        configs, y = [r["config"] for r in settled], np.array([r["value_ms"] for r in settled])
+        self.proxies = {path: latency_fidelity(y, _source_prediction(table, self.space, configs))["kendall_tau"]
+                        for path, table in self.sources}
+        mappings = [fit_mapping(table, path, self.space, configs, y, self.seed) for path, table in self.sources]
+        self.mapping = min(mappings, key=lambda m: m.cv["candidates"][m.model]["mape"])
+        source = dict(self.sources)[self.mapping.source]
+        stat = self.target.protocol.statistic
+        wanted = set(self.space.block_parts(self.resolutions))
+        blocks = []
+        for row in source.blocks.values():
+            if row["key"] not in wanted:
+                continue
+            value = self.mapping.block_value(row["key"], row["value_ms"])
+            blocks.append({**{k: None for k in row}, "kind": "block", "key": row["key"], "resolution": row["resolution"],
+                           "flops_m": row["flops_m"], "params_m": row["params_m"], "statistic": stat, "value_ms": value,
+                           f"{stat}_ms": value, "settled": True, "rounds": 0,
+                           "source": f"transferred: {self.mapping.group_scale[group_label(row['key'])]:.4g} x block of "
+                                     f"{self.mapping.source} + {self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, fitted "
+                                     f"on {len(y)} networks measured on target {self.target.name})"})
+        return networks + blocks
+
+    def _extra_meta(self, rows: list[dict]) -> dict:
+        networks = [r for r in rows if r["kind"] == "network"]
+        m = self.mapping
+        return {"transfer": {
+            "sources": [p for p, _ in self.sources], "chosen_source": m.source, "mapping": m.model,
+            "group_scale": m.group_scale, "overhead_ms": m.overhead_ms, "intercept_ms": m.intercept_ms, "mapping_cv": m.cv,
+            "proxy_kendall_tau": self.proxies, "good_proxy_tau": GOOD_PROXY_TAU,
+            "measured_networks": len(networks),
+            "device_s": {"timed": sum(r["timed_s"] or 0 for r in networks), "wall": sum(r["wall_s"] or 0 for r in networks)},
+            "note": "block rows are the chosen source's blocks mapped onto this target; network rows were measured on it"}}
+
+
+def _source_prediction(table: LatencyTable, space, configs: list[dict]) -> np.ndarray:
+    features = PartFeatures(table, space, labels=list(table.predictor["labels"]))
+    regressor = LutLatencyRegressor.from_dict(table.predictor, n_features=len(features.labels) + 1)
+    return regressor.predict(features(configs))

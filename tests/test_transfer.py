@@ -1,0 +1,101 @@
+"""Transfer to a new device from existing LUTs: real CPU configurations at a small resolution."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target, write_yaml
+from test_campaign import CountingTarget
+
+from ofahw.cli.main import main
+from ofahw.errors import LutError, UserError
+from ofahw.lut import LatencyTable
+from ofahw.lut.campaign import journal_path
+from ofahw.lut.transfer import TransferCampaign, design, parse_until
+from ofahw.predict import LutLatencyModel
+from ofahw.space import get_space
+
+
+def transfer(target, out, sources, samples=10, **kwargs):
+    return TransferCampaign(get_space(SPACE), target, out, sources, samples=samples, progress=False,
+                            log=kwargs.pop("log", lambda m: None), **kwargs)
+
+
+def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
+    target = fast_cpu_target(graph_optimization="basic")
+    target.name = "cpu-basic"
+    result = transfer(target, tmp_path / "cpu-basic.csv", [profiled_lut], samples=10).run()
+    table = LatencyTable.read(tmp_path / "cpu-basic.csv")
+    source = LatencyTable.read(profiled_lut)
+    assert result.measured == 10 and len(table.networks) == 10 and set(table.blocks) == set(source.blocks)
+    assert all(r["source"] == "measured on target cpu-basic" for r in table.networks)
+    block = next(iter(table.blocks.values()))
+    assert block["source"].startswith("transferred: ") and str(profiled_lut) in block["source"] and block["rounds"] == 0
+    meta = table.meta["transfer"]
+    assert meta["sources"] == [str(profiled_lut)] and meta["measured_networks"] == 10 and meta["device_s"]["wall"] > 0
+    assert meta["mapping"] in ("scaled", "scaled-per-group") and str(profiled_lut) in meta["proxy_kendall_tau"]
+    assert result.transfer["steps"][-1]["samples"] == 10 and len(table.sentinels) >= 3
+    config = get_space(SPACE).sample(1, np.random.default_rng(9), [RESOLUTION])[0]
+    assert LutLatencyModel.load(tmp_path / "cpu-basic.csv").predict([config])[0] > 0  # an ordinary LUT
+
+
+def test_the_designed_set_is_deterministic_and_spread(profiled_lut):
+    space, sources = get_space(SPACE), [(str(profiled_lut), LatencyTable.read(profiled_lut))]
+    first, again = design(space, sources, 12, [RESOLUTION], seed=0), design(space, sources, 12, [RESOLUTION], seed=0)
+    assert [space.config_hash(c) for c in first] == [space.config_hash(c) for c in again]
+    assert len({space.config_hash(c) for c in first}) == 12
+    other = design(space, sources, 12, [RESOLUTION], seed=1)
+    assert [space.config_hash(c) for c in other] != [space.config_hash(c) for c in first]
+    flops = np.array([space.flops(c) for c in first])
+    assert flops[:4].max() / flops[:4].min() > 1.5  # the first few already span the range
+
+
+def test_a_poor_proxy_is_reported(profiled_lut, tmp_path):
+    scrambled = LatencyTable.read(profiled_lut)  # each block takes the latency of its opposite in rank
+    blocks = sorted((r for r in scrambled.rows if r["kind"] == "block"), key=lambda r: r["value_ms"])
+    for row, value in zip(blocks, [r["value_ms"] for r in blocks][::-1], strict=True):
+        row["value_ms"] = value
+    scrambled.write(tmp_path / "scrambled.csv")
+    said = []
+    transfer(fast_cpu_target(), tmp_path / "new.csv", [tmp_path / "scrambled.csv"], samples=10, log=said.append).run()
+    tau = LatencyTable.read(tmp_path / "new.csv").meta["transfer"]["proxy_kendall_tau"][str(tmp_path / "scrambled.csv")]
+    assert tau < 0.9 and any("is a poor proxy" in s for s in said) and any("no source is a good proxy" in s for s in said)
+
+
+def test_sources_of_another_space_or_batch_are_refused(profiled_lut, tmp_path):
+    with pytest.raises(LutError, match="is of space ofa-mbv3-w1.0, not ofa-mbv3-w1.2"):
+        TransferCampaign(get_space("ofa-mbv3-w1.2"), fast_cpu_target(), tmp_path / "a.csv", [profiled_lut])
+    with pytest.raises(LutError, match="was measured at batch 1, not 2"):
+        transfer(fast_cpu_target(), tmp_path / "b.csv", [profiled_lut], batch=2)
+    with pytest.raises(LutError, match="not profiled in every source"):
+        transfer(fast_cpu_target(), tmp_path / "c.csv", [profiled_lut], resolutions=[160])
+    with pytest.raises(UserError, match="--until must look like"):
+        parse_until("mape<3")
+
+
+def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, tmp_path):
+    out = tmp_path / "new.csv"
+    first = CountingTarget(interrupt_after=7)
+    with pytest.raises(KeyboardInterrupt):
+        transfer(first, out, [profiled_lut], samples=6).run()
+    assert journal_path(out).exists() and not out.exists()
+    second = CountingTarget()
+    result = transfer(second, out, [profiled_lut], samples=6).run()
+    assert first.calls + second.calls == 6 * FAST.network_rounds and len(result.table.networks) == 6
+
+
+def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
+    write_yaml(tmp_path / "targets" / "cpu2.yaml", f"kind: cpu\nruntime: {{threads: 2}}\nprotocol:\n{protocol}\n")
+    (tmp_path / "lut").mkdir()
+    shutil.copy(profiled_lut, tmp_path / "lut" / "cpu.csv")
+    shutil.copy(profiled_lut.with_suffix(".json"), tmp_path / "lut" / "cpu.json")
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
+                 "--until", "mape<=60%", "--no-progress", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["lut"] == "lut/cpu2.csv" and payload["transfer"]["reached"] is True
+    assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10  # stopped early
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--until", "mape<=3%", "--out", "lut/x.csv"]) == 2
+    assert "--until stops a transfer" in capsys.readouterr().err
