@@ -99,3 +99,23 @@ def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10  # stopped early
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--until", "mape<=3%", "--out", "lut/x.csv"]) == 2
     assert "--until stops a transfer" in capsys.readouterr().err
+
+
+def test_fast_profile_measures_a_share_of_the_blocks_and_predicts_the_rest(tmp_path):
+    from ofahw.lut.fast import FastCampaign
+
+    space = get_space(SPACE)
+    result = FastCampaign(space, fast_cpu_target(), tmp_path / "fast.csv", [RESOLUTION], samples=6, progress=False,
+                          log=lambda m: None).run()
+    table = result.table
+    blocks = list(table.blocks.values())
+    measured = [r for r in blocks if r["rounds"]]
+    predicted = [r for r in blocks if not r["rounds"]]
+    assert set(table.blocks) == set(space.block_parts([RESOLUTION]))  # every block has an entry
+    assert 0.15 * len(blocks) <= len(measured) <= 0.4 * len(blocks) and predicted
+    assert all(r["source"].startswith("predicted: block-cost model") and r["value_ms"] > 0 for r in predicted)
+    assert all(r["source"] == "measured on target cpu" for r in measured)
+    fast = table.meta["fast"]
+    assert fast["measured_blocks"] == len(measured) and fast["predicted_blocks"] == len(predicted)
+    assert fast["measured_networks"] == 6 and 0 <= fast["block_cost_model_cv"]["mape"] and table.predictor
+    assert result.measured == len(measured) + 6  # only those were timed

@@ -41,11 +41,11 @@ def profile(args) -> int:
 
     space = get_space(args.space)
     targets = [load_target(spec, args.accept_host_key) for spec in args.target]
-    samples = args.samples if args.samples is not None else (30 if args.sources else 100)
+    samples = args.samples if args.samples is not None else (30 if args.sources or args.fast else 100)
     outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
                                progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
-                               calibration=args.calib, sources=args.sources, until=parse_until(args.until))
+                               calibration=args.calib, sources=args.sources, until=parse_until(args.until), fast=args.fast)
     payloads, lines, failures = [], [], []
     for target, outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -100,6 +100,7 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         *(f"WARNING: {w}" for w in payload["warnings"]),
         f"raw block sum / measured network ({table.statistic}, {raw['n']} networks): {raw['mean']:.3f} ± {raw['std']:.3f}",
         *(_transfer_lines(result.transfer, table) if result.transfer else []),
+        *(_fast_lines(table.meta["fast"]) if "fast" in table.meta else []),
         f"predictor {report['chosen']} — {report['method']}{unsettled_note}:",
         f"  MAPE {best['mape'] * 100:.2f}%, within ±5% {best['within_5pct'] * 100:.1f}%, within ±10% "
         f"{best['within_10pct'] * 100:.1f}%, Kendall tau {best['kendall_tau']:.3f}, RMSE {best['rmse_ms']:.3f} ms",
@@ -116,6 +117,13 @@ def _transfer_lines(transfer: dict, table) -> list[str]:
             f"time{reached}",
             f"  proxy check (Kendall tau of each source's prediction against the first measurements): {taus}",
             *(f"  WARNING: {p} is a poor proxy" for p in transfer["poor_proxies"])]
+
+
+def _fast_lines(fast: dict) -> list[str]:
+    cv = fast["block_cost_model_cv"]
+    return [f"fast profile: {fast['measured_blocks']} blocks measured, {fast['predicted_blocks']} predicted by a block-cost "
+            f"model (5-fold CV on the measured blocks: MAPE {cv['mape']:.1%}, tau {cv['kendall_tau']:.3f}); "
+            f"{fast['measured_networks']} networks measured; {fast['device_s']['wall']:.0f} s of device time"]
 
 
 def predict(args) -> int:

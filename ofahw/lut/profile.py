@@ -9,6 +9,7 @@ from pathlib import Path
 from ofahw._io import refuse_overwriting
 from ofahw.errors import UserError
 from ofahw.lut.campaign import Campaign, ProfileResult
+from ofahw.lut.fast import FastCampaign
 from ofahw.lut.identity import batch_path
 from ofahw.lut.table import lut_files
 from ofahw.lut.transfer import TransferCampaign
@@ -19,13 +20,14 @@ from ofahw.space import Space
 def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
                     samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
-                    calibration: str | None = None, sources: list[str] = (), until: float | None = None
-                    ) -> list[tuple[Target, ProfileResult | Exception]]:
+                    calibration: str | None = None, sources: list[str] = (), until: float | None = None,
+                    fast: bool = False) -> list[tuple[Target, ProfileResult | Exception]]:
     """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
     ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
     ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
     ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
-    bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier).
+    bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier). ``fast``: a
+    designed share of the blocks measured, the rest predicted (:class:`ofahw.lut.fast.FastCampaign`).
     Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -50,6 +52,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
         refuse_overwriting([f for b in batches for f in lut_files(lut_path(targets[0], b))], inputs)
     if until is not None and not sources:
         raise UserError("--until stops a transfer (--from) once its error is reached")
+    if fast and sources:
+        raise UserError("--fast profiles without a source; --from transfers from one: choose either")
     for target in targets:
         target.calibration = calibration
 
@@ -58,7 +62,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
         if sources:
             refuse_overwriting(lut_files(lut_path(target, batch)), sources)
             return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, **common)
-        return Campaign(space, target, lut_path(target, batch), resolutions, samples, **common)
+        kind = FastCampaign if fast else Campaign
+        return kind(space, target, lut_path(target, batch), resolutions, samples, **common)
 
     campaigns = [campaign(i, t, b) for i, t in enumerate(targets) for b in batches]
     return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
