@@ -138,7 +138,7 @@ class TransferCampaign(Campaign):
     it stops as soon as the LUT's cross-validated MAPE reaches it, else at ``samples``."""
 
     def __init__(self, space, target, out, sources: list[str | Path], samples: int = 30, resolutions=None,
-                 until: float | None = None, step: int = FIRST_LOOK, **kwargs):
+                 until: float | None = None, step: int = FIRST_LOOK, on_step=None, **kwargs):
         tables = [(str(p), LatencyTable.read(p)) for p in sources]
         if not tables:
             raise UserError("--from names no source LUT")
@@ -155,7 +155,7 @@ class TransferCampaign(Campaign):
         self.sources = tables
         super().__init__(space, target, out, resolutions, samples, **kwargs)
         self.bound = samples  # the designed sequence's length; ``samples`` is how much of it a step measures
-        self.until, self.step = until, step
+        self.until, self.step, self.on_step = until, step, on_step  # on_step(result) after each step (benchmarks)
         self._designed: list[dict] | None = None
         for path, table in tables:
             if table.batch != self.batch:
@@ -170,9 +170,12 @@ class TransferCampaign(Campaign):
         for n in range(min(self.step, self.bound), self.bound + self.step, self.step):
             self.samples = min(n, self.bound)
             result = super().run()
+            self.fresh = False  # a fresh start replaces what was there before the first step, not the steps' own work
             totals = {k: v + getattr(result, k) for k, v in totals.items()}
             mape = result.table.report["candidates"][result.table.report["chosen"]]["mape"]
             steps.append({"samples": self.samples, "cv_mape": mape})
+            if self.on_step is not None:
+                self.on_step(result)
             if len(steps) == 1:
                 poor = [p for p, tau in self.proxies.items() if not tau >= GOOD_PROXY_TAU]
                 for path in poor:

@@ -1,0 +1,118 @@
+"""Benchmark of transfer to a new device (`ofahw profile --from`) and of `--fast`, on real pairs of
+latency landscapes this machine has.
+
+For each target T whose full profile and held-out measurements `scripts/bench_profile.py` left in
+--dir (T.csv and T-heldout.json: fresh subnets never used in fitting, measured on T): transfer from
+the source LUT to T with 10, 20, 30, 50 designed networks measured on T, and report the held-out
+fidelity of the transferred LUT and its device time against T's full profile. `--fast T` also runs
+a fast profile of T without a source.
+
+Goals (issue 14), on every pair with <= 30 whole-network measurements (<= 5% of a full profile's
+device time): within ±10% >= 99%, within ±5% >= 90%, Kendall tau >= 0.95; --fast alone: <= 25% of the
+device time at the same goals.
+
+    python3 scripts/bench_profile.py --target cpu --out runs/bench-profile/cpu.csv      # the source, and each target:
+    python3 scripts/bench_profile.py --target openvino --held-out 50 --out runs/bench-profile/openvino.csv
+    python3 scripts/bench_transfer.py [--source runs/bench-profile/cpu.csv] [--targets cpu-int8,openvino,openvino-int8]
+        [--samples 10,20,30,50] [--fast openvino]   (--fast '' for none)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ofahw.fidelity import latency_fidelity
+from ofahw.lut import LatencyTable
+from ofahw.lut.fast import FastCampaign
+from ofahw.lut.transfer import TransferCampaign
+from ofahw.measure import load_target
+from ofahw.predict import LutLatencyModel
+from ofahw.space import get_space
+
+ANCHORS = [
+    "HELP (Lee et al., NeurIPS 2021): 10 measurements on the new device, Spearman 0.93 on NAS-Bench-201; on a Jetson "
+    "Xavier its 65 and 70 ms picks measured 67.4 and 76.4 ms (published)",
+    "LitePred (Feng et al., NSDI 2024): 99.3% within ±10% after 1,400-18,500 adaptation samples, under an hour (published)",
+]
+
+
+def device_s(rows: list[dict]) -> float:
+    """Time spent in measurement rounds (warm-up and timed runs) over ``rows``: a LUT's device time."""
+    return sum(r["wall_s"] or 0.0 for r in rows)
+
+
+def held_out(folder: Path, target: str, n: int, statistic: str) -> tuple[list[dict], np.ndarray]:
+    data = json.loads((folder / f"{target}-heldout.json").read_text())
+    return data["configs"][:n], np.array([m[statistic] for m in data["first"][:n]])
+
+
+def fidelity_line(name: str, what: str, table: LatencyTable, path: Path, space, configs, measured, full_s: float) -> str:
+    predicted = LutLatencyModel(table, space, path).predict(configs)
+    f = latency_fidelity(measured, predicted)
+    spent = device_s([r for r in table.rows if r["rounds"]])
+    return (f"  {name:<14} {what:<36} ±5% {f['within_5pct'] * 100:5.1f}%  ±10% {f['within_10pct'] * 100:5.1f}%  "
+            f"tau {f['kendall_tau']:.3f}  MAPE {f['mape'] * 100:5.2f}%  device {spent:6.1f} s = {spent / full_s:6.1%} of the full profile")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
+    parser.add_argument("--targets", default="cpu-int8,openvino,openvino-int8")
+    parser.add_argument("--dir", default="runs/bench-profile", help="where bench_profile left each target's LUT and held-out file")
+    parser.add_argument("--samples", default="10,20,30,50")
+    parser.add_argument("--held-out", type=int, default=50)
+    parser.add_argument("--fast", default="openvino", help="targets to fast-profile too, comma-separated (default: %(default)s; "
+                        "'' for none)")
+    parser.add_argument("--out", default="runs/bench-transfer")
+    args = parser.parse_args()
+
+    folder, out = Path(args.dir), Path(args.out)
+    source = LatencyTable.read(args.source)
+    space = get_space(source.space_name)
+    counts = [int(n) for n in args.samples.split(",")]
+    lines = []
+    for name in args.targets.split(","):
+        full = LatencyTable.read(folder / f"{name}.csv")
+        configs, measured = held_out(folder, name, args.held_out, full.statistic)
+        full_s = device_s(full.rows)
+        lines.append(f"target {name} ({full.deployment['runtime']} {full.deployment['precision']}, batch {full.batch}): full profile "
+                     f"{len(full.rows)} items, device {full_s:.0f} s; held-out {len(configs)} fresh subnets measured on it")
+        lines.append(fidelity_line(name, "full profile", full, folder / f"{name}.csv", space, configs, measured, full_s))
+        target = load_target(name)
+        path = out / f"{name}-from-{Path(args.source).stem}.csv"
+        print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)
+
+        def on_step(result, name=name, target=target, path=path, full_s=full_s, configs=configs, measured=measured):
+            n = result.table.meta["transfer"]["measured_networks"]
+            if n in counts:
+                what = f"transfer, {n} networks ({result.table.meta['transfer']['mapping']})"
+                lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
+                print(lines[-1], flush=True)
+
+        TransferCampaign(space, target, path, [args.source], samples=max(counts), resolutions=full.resolutions, fresh=True,
+                         progress=False, log=lambda m: None, on_step=on_step, batch=full.batch).run()
+        if name in args.fast.split(","):
+            path = out / f"{name}-fast.csv"
+            print(f"fast profile of {name}", flush=True)
+            result = FastCampaign(space, target, path, full.resolutions, samples=30, fresh=True, progress=False,
+                                  log=lambda m: None, batch=full.batch).run()
+            cv = result.table.meta["fast"]["block_cost_model_cv"]
+            what = f"--fast ({result.table.meta['fast']['measured_blocks']} blocks)"
+            lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s)
+                         + f"; block-cost model CV MAPE {cv['mape']:.1%}")
+    print()
+    print(f"ofahw bench_transfer — source {args.source} ({source.deployment['runtime']} {source.deployment['runtime_version']}, "
+          f"{source.precision}, threads {source.device.get('threads')}), space {space.name} at {source.resolutions}; "
+          f"held-out statistic {source.statistic}, measured on each target by scripts/bench_profile.py; device time = time in "
+          "measurement rounds (warm-up and timed runs)")
+    print("\n".join(lines))
+    print("anchors:")
+    print("\n".join(f"  {a}" for a in ANCHORS))
+
+
+if __name__ == "__main__":
+    main()
