@@ -46,6 +46,22 @@ def write_yaml(path: Path, text: str) -> Path:
     return path
 
 
+def fast_target_file(folder: Path, name: str, runtime: str = "{threads: 1}", kind: str = "cpu") -> Path:
+    """``folder/targets/NAME.yaml``: a target of ``kind`` with ``runtime`` options and the FAST protocol."""
+    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
+    return write_yaml(folder / "targets" / f"{name}.yaml", f"kind: {kind}\nruntime: {runtime}\nprotocol:\n{protocol}\n")
+
+
+def copy_lut(source: Path, csv_path: Path) -> Path:
+    """A LUT's CSV and JSON copied to ``csv_path``."""
+    import shutil
+
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, csv_path)
+    shutil.copy(source.with_suffix(".json"), csv_path.with_suffix(".json"))
+    return csv_path
+
+
 @pytest.fixture
 def busy_core():
     """A busy loop on the core this thread is pinned to (nice 5, as a background job would run)."""

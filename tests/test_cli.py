@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import FAST, RESOLUTION, SPACE, write_yaml
+from conftest import RESOLUTION, SPACE, copy_lut, fast_target_file, write_yaml
 
 from ofahw.cli.main import main
 from ofahw.space import get_space
@@ -14,11 +14,8 @@ from ofahw.space import get_space
 @pytest.fixture
 def workdir(tmp_path, monkeypatch, profiled_lut):
     monkeypatch.chdir(tmp_path)
-    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
-    write_yaml(tmp_path / "targets" / "cpu.yaml", f"kind: cpu\nruntime: {{threads: 1}}\nprotocol:\n{protocol}\n")
-    (tmp_path / "lut").mkdir()
-    shutil.copy(profiled_lut, tmp_path / "lut" / "cpu.csv")
-    shutil.copy(profiled_lut.with_suffix(".json"), tmp_path / "lut" / "cpu.json")
+    fast_target_file(tmp_path, "cpu")
+    copy_lut(profiled_lut, tmp_path / "lut" / "cpu.csv")
     return tmp_path
 
 

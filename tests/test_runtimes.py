@@ -2,14 +2,13 @@
 batch sizes, and the refusals that keep LUTs of different deployments apart."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target, write_yaml
+from conftest import FAST, RESOLUTION, SPACE, copy_lut, fast_cpu_target, fast_target_file, write_yaml
 
 from ofahw.cli.main import main
 from ofahw.errors import LutError, TargetError, UserError
@@ -147,9 +146,7 @@ def test_int8_profile_records_how_its_models_were_quantized(int8_lut):
 
 def test_a_lut_of_one_precision_is_refused_where_another_is_expected(profiled_lut, int8_lut, tmp_path, monkeypatch, capsys):
     # reprofile: an int8 target against the fp32 LUT
-    copy = tmp_path / "cpu.csv"
-    shutil.copy(profiled_lut, copy)
-    shutil.copy(profiled_lut.with_suffix(".json"), copy.with_suffix(".json"))
+    copy = copy_lut(profiled_lut, tmp_path / "cpu.csv")
     with pytest.raises(UserError, match="precision 'int8' \\(LUT: 'fp32'\\)"):
         reprofile(copy, fast_cpu_target(precision="int8"), confirm_after_s=0)
     # a LUT from before precisions were recorded is what the default (fp32) target measures
@@ -182,8 +179,7 @@ def test_a_lut_of_one_precision_is_refused_where_another_is_expected(profiled_lu
 
 def test_batch_sizes_from_the_command_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
-    write_yaml(tmp_path / "targets" / "cpu.yaml", f"kind: cpu\nruntime: {{threads: 1}}\nprotocol:\n{protocol}\n")
+    fast_target_file(tmp_path, "cpu")
     assert main(["profile", "--target", "cpu", "--space", SPACE, "--resolutions", str(RESOLUTION), "--samples", "5",
                  "--batch", "1,2", "--out", "lut/cpu.csv", "--no-progress", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]

@@ -1,11 +1,10 @@
 """Transfer to a new device from existing LUTs: real CPU configurations at a small resolution."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target, write_yaml
+from conftest import FAST, RESOLUTION, SPACE, copy_lut, fast_cpu_target, fast_target_file
 from test_campaign import CountingTarget
 
 from ofahw.cli.main import main
@@ -87,11 +86,8 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
 
 def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    protocol = "\n".join(f"  {k}: {v}" for k, v in FAST.to_dict().items())
-    write_yaml(tmp_path / "targets" / "cpu2.yaml", f"kind: cpu\nruntime: {{threads: 2}}\nprotocol:\n{protocol}\n")
-    (tmp_path / "lut").mkdir()
-    shutil.copy(profiled_lut, tmp_path / "lut" / "cpu.csv")
-    shutil.copy(profiled_lut.with_suffix(".json"), tmp_path / "lut" / "cpu.json")
+    fast_target_file(tmp_path, "cpu2", "{threads: 2}")
+    copy_lut(profiled_lut, tmp_path / "lut" / "cpu.csv")
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
                  "--until", "mape<=60%", "--no-progress", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
