@@ -22,13 +22,16 @@ def targets_check(args) -> int:
     from ofahw.measure import load_target
     from ofahw.measure.check import check_target
 
-    result = check_target(load_target(args.target, args.accept_host_key))
-    probe, meta = result["probe"], result["metadata"]
+    result = check_target(load_target(args.target, args.accept_host_key), energy=args.energy)
+    probe, meta, energy = result["probe"], result["metadata"], result["energy"]
     emit(args, result, [
         f"target {result['target']} ({result['kind']}, {result['source']}): OK",
         *(f"  {k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in meta.items()),
         f"  probe {probe['model']}: measured p10 {probe['p10']:.4f} ms, median {probe['median']:.4f} ms "
         f"over {probe['n']} runs ({'settled' if probe['settled'] else 'NOT settled'})",
+        *([f"  probe energy: {energy['mj']:.4f} mJ per inference (idle {energy['idle_w']:.2f} W subtracted; {energy['sensor']}, "
+           f"{energy['windows']} windows of {energy['window_s']:.1f} s, {'settled' if energy['settled'] else 'NOT settled'})"]
+          if energy else []),
     ])
     return 0
 

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.targets_list)
     p = tsub.add_parser("check", help="open a target, time a tiny model on it, print its device facts")
     _target(p)
+    p.add_argument("--energy", action="store_true", help="also measure the tiny model's energy per inference with the "
+                   "target's power sensor (RAPL, NVML, Jetson rails); none readable: one line saying what was looked for")
     p.add_argument("--accept-host-key", action="store_true", help="accept an SSH target's unknown host key")
     _json(p)
     p.set_defaults(func=commands.targets_check)

@@ -33,10 +33,14 @@ def probe_model_path():
     return path
 
 
-def check_target(target: Target) -> dict:
-    """Open ``target``, time the probe model with a short protocol, and return what was seen."""
+def check_target(target: Target, energy: bool = False) -> dict:
+    """Open ``target``, time the probe model with a short protocol (and with ``energy`` measure its
+    energy per inference with the target's power sensor), and return what was seen."""
+    probe = Artifact("probe", PROBE_SHAPE, probe_model_path)
     with target:
         metadata = target.metadata()
-        m = target.measure(Artifact("probe", PROBE_SHAPE, probe_model_path), QUICK)
+        m = target.measure(probe, QUICK)
+        joules = target.measure_energy(probe, target.energy) if energy else None
     return {"target": target.name, "kind": target.kind, "source": target.source,
-            "metadata": metadata, "probe": {"model": "conv3x3(16->16)+relu on 1x16x32x32", **m.to_dict()}}
+            "metadata": metadata, "probe": {"model": "conv3x3(16->16)+relu on 1x16x32x32", **m.to_dict()},
+            "energy": joules.to_dict() if joules else None}

@@ -22,7 +22,7 @@ TARGET_KINDS = {
     "ort-gpu": "ofahw.measure.gpu:OnnxruntimeGpuTarget",
 }
 BUILTIN = {"cpu": {"kind": "cpu", "description": "this machine's CPU through onnxruntime (built in)"}}
-TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh"}
+TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh", "energy"}
 
 
 def search_path() -> list[Path]:
@@ -71,7 +71,7 @@ def _load_file(path: Path) -> tuple[str, dict, str]:
         raise TargetError(f"target file {path}: unknown keys {sorted(unknown)} (known: {sorted(TOP_LEVEL_KEYS)})")
     if data.get("kind") not in TARGET_KINDS:
         raise TargetError(f"target file {path}: kind must be one of {sorted(TARGET_KINDS)}, got {data.get('kind')!r}")
-    for section in ("runtime", "protocol", "ssh"):
+    for section in ("runtime", "protocol", "ssh", "energy"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise TargetError(f"target file {path}: '{section}' must be a mapping")
     return str(data.get("name") or path.stem), data, str(path)
@@ -94,6 +94,7 @@ def load_target(spec: str, accept_host_key: bool = False) -> Target:
     target = target_cls.from_config(name, data, protocol, accept_host_key=accept_host_key)
     target.source = source
     target.description = data.get("description", "")
+    target.energy = data.get("energy")
     return target
 
 

@@ -73,6 +73,7 @@ class SshTarget(Target):
     (onnxruntime), ``precision`` (per runtime: ``REMOTE_RUNTIMES``), ``per_channel`` (int8)."""
 
     times_groups = False
+    measures_energy = False  # the remote runner reads no power sensor yet
 
     kind = "ssh"
     option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32",

@@ -7,12 +7,13 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact, Quantization, quantized_onnx
+from ofahw.measure.power import EnergyMeasurement, NoSensor, find_meter, measure_energy
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 
 
@@ -45,9 +46,11 @@ class Target(ABC):
     precisions: ClassVar[tuple[str, ...]] = ()  # values of the ``precision`` option, where the target has one
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
+    measures_energy: ClassVar[bool] = True  # measure_energy works (targets that run on this machine)
     source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
     description: str = ""
     calibration: str | None = None  # image folder that calibrates int8 models (``--calib``); else random inputs
+    energy: dict | None = None  # the target file's ``energy`` section: sensor (auto, rapl, nvml, hwmon, ...), rails
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -138,6 +141,27 @@ class Target(ABC):
             return run_protocol(prepared.run, protocol or self.protocol, clock=self._clock, per_call=prepared.per_call)
         finally:
             self._release()
+
+    def measure_energy(self, artifact: Artifact, sensor: dict | None = None, window_s: float = 1.0) -> EnergyMeasurement:
+        """Energy per inference of ``artifact`` (mJ, idle power subtracted) with the power sensor that
+        ``sensor`` (a target file's ``energy`` section) names, or the first readable one; windows of
+        back-to-back runs (:func:`ofahw.measure.power.measure_energy`). No readable sensor: a
+        TargetError naming what was looked for."""
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        if not self.measures_energy:
+            raise TargetError(f"target '{self.name}' ({self.kind}) cannot measure energy yet")
+        try:
+            meter = find_meter(sensor)
+        except NoSensor as exc:
+            raise TargetError(f"target '{self.name}': {exc}") from None
+        prepared = self._prepare(artifact)
+        try:
+            m = measure_energy(prepared.run, meter, window_s=window_s)
+        finally:
+            self._release()
+            meter.close()
+        return replace(m, mj=m.mj / prepared.per_call, std_mj=m.std_mj / prepared.per_call)
 
     def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:
         """Time several models run as one (an ensemble): one after another (``serial``) or all at
