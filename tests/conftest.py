@@ -76,3 +76,19 @@ def busy_core():
         busy.kill()
         busy.wait()
         os.sched_setaffinity(0, before)
+
+
+def fitted_accuracy_file(folder: Path) -> Path:
+    """``folder/acc.json``: a fitted accuracy predictor for SPACE at RESOLUTION, on generated top-1 values
+    (a smooth function of FLOPs: for searches whose accuracy source is not under test)."""
+    import numpy as np
+
+    from ofahw.predict.fitted_accuracy import FittedAccuracyPredictor
+    from ofahw.space import get_space
+
+    space = get_space(SPACE)
+    configs = space.sample(40, np.random.default_rng(0), [RESOLUTION])
+    y = np.array([0.6 + 0.001 * space.flops(c) ** 0.5 for c in configs])
+    path = folder / "acc.json"
+    FittedAccuracyPredictor.fit(configs, y, space, seed=0, trained_on="generated").save(path)
+    return path

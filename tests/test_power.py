@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+from conftest import fitted_accuracy_file
 
 from ofahw.measure.power import (
     HwmonRailsMeter,
@@ -146,3 +147,56 @@ def test_targets_check_energy_refuses_in_one_line_without_a_sensor(capsys):
     assert main(["targets", "check", "--target", "cpu", "--energy"]) == 2
     err = capsys.readouterr().err
     assert "no readable power sensor; looked for" in err and len(err.strip().splitlines()) == 1
+
+
+class CpuTimeMeter(Meter):
+    """A stand-in sensor for tests only: an energy counter that rises 10 J per second of this
+    process's CPU time (this machine has no power sensor). Never offered to users."""
+
+    name, kind, period_s = "stand-in (10 W of CPU time)", "energy", 0.001
+
+    def read(self):
+        import time
+
+        return 10.0 * time.process_time()
+
+
+@pytest.fixture(scope="module")
+def energy_lut(tmp_path_factory):
+    from conftest import RESOLUTION, SPACE, fast_cpu_target
+
+    from ofahw.lut.campaign import Campaign
+    from ofahw.space import get_space
+
+    out = tmp_path_factory.mktemp("energy") / "cpu.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ofahw.measure.target.find_meter", lambda settings=None: CpuTimeMeter())
+        Campaign(get_space(SPACE), fast_cpu_target(), out, [RESOLUTION], samples=6, progress=False, log=lambda m: None,
+                 energy={"window_s": 0.02, "idle_s": 0.02}).run()
+    return out
+
+
+def test_energy_columns_predictor_and_search_objective(energy_lut, tmp_path, capsys):
+    import json
+
+    from ofahw.cli.main import main
+    from ofahw.lut import LatencyTable
+
+    table = LatencyTable.read(energy_lut)
+    assert table.has_energy and all(r["energy_mj"] > 0 for r in table.rows)
+    assert table.energy["sensor"] == {"window_s": 0.02, "idle_s": 0.02} and "idle power subtracted" in table.energy["unit"]
+    assert table.energy_predictor["labels"] and table.meta["energy_report"]["chosen"]
+    assert main(["search", "--lut", str(energy_lut), "--objective", "energy", "--objective", "flops", "--space", "ofa-mbv3-w1.0",
+                 "--accuracy", str(fitted_accuracy_file(tmp_path)), "--pop-size", "8", "--generations", "2",
+                 "--constraint", "energy<=1000", "--out", str(tmp_path / "run"), "--no-progress", "--json"]) == 0
+    objectives = json.loads(capsys.readouterr().out)["objectives"]
+    assert [o["name"] for o in objectives] == ["top1", "latency_ms@cpu", "energy_mj@cpu", "flops_m"]
+    assert "energy per inference" in objectives[2]["source"]
+
+
+def test_energy_objective_needs_a_lut_with_energy(profiled_lut, tmp_path, capsys):
+    from ofahw.cli.main import main
+
+    assert main(["search", "--lut", str(profiled_lut), "--objective", "energy", "--accuracy", str(fitted_accuracy_file(tmp_path)),
+                 "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "none of the LUTs has energy columns" in capsys.readouterr().err

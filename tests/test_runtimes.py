@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import FAST, RESOLUTION, SPACE, copy_lut, fast_cpu_target, fast_target_file, write_yaml
+from conftest import FAST, RESOLUTION, SPACE, copy_lut, fast_cpu_target, fast_target_file, fitted_accuracy_file, write_yaml
 
 from ofahw.cli.main import main
 from ofahw.errors import LutError, TargetError, UserError
@@ -196,12 +196,12 @@ def test_batch_sizes_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert "measured now on target cpu" in capsys.readouterr().out
     assert main(["predict", "--lut", "lut/cpu.csv", "--batch", "4", "--config", config]) == 2
     assert "ofahw profile --target cpu --batch 4" in capsys.readouterr().err
-    assert main(["predict", "--accuracy", str(_fitted_accuracy(tmp_path)), "--batch", "2", "--config", config]) == 2
+    assert main(["predict", "--accuracy", str(fitted_accuracy_file(tmp_path)), "--batch", "2", "--config", config]) == 2
     assert main(["search", "--objective", "flops", "--space", SPACE, "--batch", "2", "--out", "runs/n", "--no-progress"]) == 2
     assert capsys.readouterr().err.count("it needs --lut") == 2
     # a search takes one latency objective per batch size
     assert main(["search", "--lut", "lut/cpu.csv", "--lut", "lut/cpu-b2.csv", "--objective", "flops", "--accuracy",
-                 str(_fitted_accuracy(tmp_path)), "--pop-size", "8", "--generations", "2", "--constraint",
+                 str(fitted_accuracy_file(tmp_path)), "--pop-size", "8", "--generations", "2", "--constraint",
                  "latency@cpu-b2<=1000", "--out", "runs/b", "--no-progress", "--json"]) == 0
     names = [o["name"] for o in json.loads(capsys.readouterr().out)["objectives"]]
     assert names == ["top1", "latency_ms@cpu", "latency_ms@cpu-b2", "flops_m"]
@@ -209,17 +209,6 @@ def test_batch_sizes_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert main(["profile", "--target", "cpu", "--space", SPACE, "--resolutions", str(RESOLUTION), "--samples", "5",
                  "--batch", "2", "--out", "lut/cpu.csv", "--no-progress"]) == 2
     assert "other batch" in capsys.readouterr().err
-
-
-def _fitted_accuracy(tmp_path) -> Path:
-    from ofahw.predict.fitted_accuracy import FittedAccuracyPredictor
-
-    space = get_space(SPACE)
-    configs = space.sample(40, np.random.default_rng(0), [RESOLUTION])
-    y = np.array([0.6 + 0.001 * space.flops(c) ** 0.5 for c in configs])
-    path = tmp_path / "acc.json"
-    FittedAccuracyPredictor.fit(configs, y, space, seed=0, trained_on="generated").save(path)
-    return path
 
 
 def test_profile_refuses_a_calibration_folder_without_an_int8_target(tmp_path, monkeypatch, capsys):

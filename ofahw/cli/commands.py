@@ -48,7 +48,8 @@ def profile(args) -> int:
     outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
                                progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
-                               calibration=args.calib, sources=args.sources, until=parse_until(args.until), fast=args.fast)
+                               calibration=args.calib, sources=args.sources, until=parse_until(args.until), fast=args.fast,
+                               energy=args.energy)
     payloads, lines, failures = [], [], []
     for target, outcome in outcomes:
         if isinstance(outcome, BaseException):

@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="sources", action="append", default=[], metavar="LUT",
                    help="transfer from this LUT (repeatable): measure only a designed set of whole subnets on the target")
     p.add_argument("--until", metavar="'mape<=3%%'", help="with --from: stop once the cross-validated MAPE reaches this")
+    p.add_argument("--energy", action="store_true", help="also measure energy per inference of every item with the target's "
+                   "power sensor (as `energy: true` in its file); none readable: one line saying what was looked for")
     p.add_argument("--fast", action="store_true", help="measure a fifth of the blocks (spread over each stage) and 30 "
                    "networks; predict the other blocks from a block-cost model fitted on those measured")
     p.add_argument("--budget", help="wall-time limit such as 15m; a rerun resumes where it stopped")
@@ -141,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     _accuracy_resolutions(p)
     p.add_argument("--space", help="space id (default: the LUTs' space)")
     _batch(p)
-    p.add_argument("--objective", action="append", choices=["flops", "params"], help="also minimise FLOPs or params")
-    p.add_argument("--constraint", action="append", help="e.g. 'latency<=20', 'latency@jetson<=20', 'flops<=300'")
+    p.add_argument("--objective", action="append", choices=["flops", "params", "energy"],
+                   help="also minimise FLOPs, params, or energy per inference (each LUT profiled with --energy)")
+    p.add_argument("--constraint", action="append", help="e.g. 'latency<=20', 'latency@jetson<=20', 'energy@jetson<=50', "
+                   "'flops<=300'")
     p.add_argument("--algorithm", default="nsga2", help="nsga2, smsemoa, spea2, nsga3, agemoea, policy-gradient, "
                    "ofa-ea, random (default: %(default)s)")
     p.add_argument("--pop-size", type=int, default=100, help="population (batch, for policy-gradient) (default: %(default)s)")

@@ -63,8 +63,9 @@ class Campaign:
     def __init__(self, space: Space, target: Target, out: str | Path, resolutions=None, samples: int = 100,
                  seed: int = 0, budget_s: float | None = None, cache: OnnxCache | None = None,
                  fresh: bool = False, progress: bool = True, log: Callable[[str], None] = print, position: int = 0,
-                 batch: int = 1):
+                 batch: int = 1, energy: dict | None = None):
         self.space, self.target = space, target
+        self.energy = energy  # the power sensor's settings (a target file's energy section) where energy is measured too
         if not isinstance(batch, int) or batch < 1:
             raise UserError(f"batch size must be a positive integer, got {batch!r}")
         self.batch = batch
@@ -84,10 +85,10 @@ class Campaign:
     # -- what identifies comparable measurements ---------------------------------------------
     def _header(self) -> dict:
         return {"space": self.space.name, "target": self.target.fingerprint(), "statistic": self.target.protocol.statistic,
-                "batch": self.batch}
+                "batch": self.batch, "energy": self.energy is not None}
 
     def _check_compatible(self, header: dict, where: Path) -> None:
-        header = {"batch": 1, **header, "target": self.target.completed(header.get("target"))}
+        header = {"batch": 1, "energy": False, **header, "target": self.target.completed(header.get("target"))}
         mine = self._header()
         diff = [k for k in mine if header.get(k) != mine[k]]
         if diff:
@@ -96,16 +97,18 @@ class Campaign:
                 "choose another --out, or pass --fresh to replace it"
             )
 
-    def _previous(self) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], list[dict]]]:
-        """Finished rows of an existing LUT, and rounds recorded in the journal, by (kind, key)."""
+    def _previous(self) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], list[dict]], dict[tuple[str, str], dict]]:
+        """Finished rows of an existing LUT, and the rounds and energy measurements recorded in the
+        journal, by (kind, key)."""
         rows: dict[tuple[str, str], dict] = {}
         rounds: dict[tuple[str, str], list[dict]] = {}
+        energies: dict[tuple[str, str], dict] = {}
         if self.fresh:
-            return rows, rounds
+            return rows, rounds, energies
         if self.out.exists():
             table = LatencyTable.read(self.out)
             self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
-                                    "target": table.target_fingerprint, "batch": table.batch}, self.out)
+                                    "target": table.target_fingerprint, "batch": table.batch, "energy": table.has_energy}, self.out)
             rows.update({(r["kind"], r["key"]): r for r in table.rows})
         if self.journal.exists():
             lines = self.journal.read_text(encoding="utf-8").splitlines()
@@ -119,8 +122,11 @@ class Campaign:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line torn by an interruption: that round is measured again
-                rounds.setdefault((record["kind"], record["key"]), []).append(record)
-        return rows, rounds
+                if "energy" in record:
+                    energies[(record["kind"], record["key"])] = record["energy"]
+                else:
+                    rounds.setdefault((record["kind"], record["key"]), []).append(record)
+        return rows, rounds, energies
 
     # -- plan --------------------------------------------------------------------------------
     def plan(self) -> list[Item]:
@@ -138,8 +144,9 @@ class Campaign:
             return part_artifact(item.part, self.cache, self.batch)
         return network_artifact(self.space, item.config, self.cache, self.batch)
 
-    def _row(self, item: Item, records: list[dict]) -> dict:
-        """One LUT row from an item's rounds: the fastest settled round, with the spread of all."""
+    def _row(self, item: Item, records: list[dict], energy: dict | None = None) -> dict:
+        """One LUT row from an item's rounds: the fastest settled round, with the spread of all (and
+        its energy per inference, where measured)."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]
         best = best_round(measurements, stat)
@@ -155,6 +162,7 @@ class Campaign:
             "timed_s": sum(m.timed_s for m in measurements), "wall_s": sum(m.wall_s for m in measurements),
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "source": f"measured on target {self.target.name}",
+            "energy_mj": energy["mj"] if energy else None, "energy_std_mj": energy["std_mj"] if energy else None,
         }
 
     # -- run ---------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ class Campaign:
 
     def run(self) -> ProfileResult:
         start = time.monotonic()
-        rows, rounds = self._previous()
+        rows, rounds, energies = self._previous()
         todo = [i for i in self.plan() if (i.kind, i.key) not in rows]
         reused_rounds = sum(len(rounds.get((i.kind, i.key), [])) for i in todo)
         if not todo and self.out.exists() and not self.journal.exists():
@@ -186,6 +194,8 @@ class Campaign:
         bar = _progress(len(queue), self.progress, f"profile {self.target.name}", self.position)
         with self.target, open(self.journal, "a", encoding="utf-8") as journal:
             device = self.target.metadata()
+            if self.energy is not None:
+                self.target.energy_meter(self.energy).close()  # no sensor: said now, not after the latency rounds
             while queue:
                 if self.budget_s is not None and time.monotonic() - start > self.budget_s:
                     bar.close()
@@ -204,14 +214,31 @@ class Campaign:
                     journal.flush()
                     os.fsync(journal.fileno())
                     rounds.setdefault((item.kind, item.key), []).append(record)
-        bar.close()
-        new_rows = [self._row(i, rounds[(i.kind, i.key)]) for i in todo]
+            bar.close()
+            if self.energy is not None:
+                self._measure_energy(todo, energies, journal)
+        new_rows = [self._row(i, rounds[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
         wall = time.monotonic() - start
         table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows))
         self.journal.unlink(missing_ok=True)
         self.cache.prune()
         return ProfileResult(table, self.out, len(new_rows), len(rows), reused_rounds, unsettled, wall, timed)
+
+    def _measure_energy(self, todo: list[Item], energies: dict, journal) -> None:
+        """Energy per inference of each item not yet measured, after the latency rounds (windows of
+        back-to-back runs, see :meth:`Target.measure_energy`), each recorded in the journal."""
+        pending = [i for i in todo if (i.kind, i.key) not in energies]
+        bar = _progress(len(pending), self.progress, f"energy {self.target.name}", self.position)
+        for item in pending:
+            m = self.target.measure_energy(self._artifact(item), self.energy)
+            record = {"kind": item.kind, "key": item.key, "energy": m.to_dict()}
+            journal.write(json.dumps(record) + "\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+            energies[(item.kind, item.key)] = record["energy"]
+            bar.update(1)
+        bar.close()
 
     def _complete_rows(self, rows: list[dict]) -> list[dict]:
         """The LUT's rows from those measured (a transfer derives its blocks here)."""
@@ -244,10 +271,16 @@ class Campaign:
             "created_by": "ofahw " + __import__("ofahw").__version__,
             **self._extra_meta(rows),
         }
+        if self.energy is not None:
+            meta["energy"] = {"sensor": dict(self.energy), "unit": "mJ per inference (per batch), idle power subtracted",
+                              "method": "windows of back-to-back runs lasting at least window_s and three sensor periods, "
+                                        "repeated until the median's relative standard error is at most 3%"}
         table = LatencyTable(rows, meta)
         table.add_version({"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
                           history=[])
         table.set_predictor(fit_predictor(table, self.space, seed=self.seed))
+        if self.energy is not None:
+            table.set_energy_predictor(fit_predictor(table, self.space, seed=self.seed, column="energy_mj"))
         table.write(self.out)
         return table
 

@@ -33,11 +33,13 @@ def group_label(key: str) -> str:
 
 
 class PartFeatures:
-    """Configs → (n, n_groups + 1) matrix of per-group LUT latency sums (ms) and part counts."""
+    """Configs → (n, n_groups + 1) matrix of per-group LUT latency sums (ms) and part counts;
+    ``column="energy_mj"``: of energy per inference (mJ) instead."""
 
-    def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None):
+    def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None, column: str = "value_ms"):
         self.table = table
         self.space = space
+        self.column = column
         self.labels = labels or sorted({group_label(p.key) for p in space.catalogue(table.resolutions).values()})
         self._index = {label: i for i, label in enumerate(self.labels)}
         self._blocks = table.blocks
@@ -51,7 +53,7 @@ class PartFeatures:
         row = self._blocks.get(part.key)
         if row is None:
             raise LutError(f"LUT has no entry for block '{part.key}' (was its resolution profiled?)")
-        out[self._index[label]] = row["value_ms"]
+        out[self._index[label]] = row[self.column]
         out[-1] = 1.0
         return out
 
@@ -108,8 +110,9 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
         return est
 
 
-def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0) -> tuple[dict, dict]:
-    """Choose and fit the LUT's predictor. Returns (predictor parameters, report) for the JSON.
+def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0, column: str = "value_ms") -> tuple[dict, dict]:
+    """Choose and fit the LUT's predictor of ``column`` (latency, or ``energy_mj``). Returns
+    (predictor parameters, report) for the JSON.
 
     Every candidate is scored by K-fold cross-validation on the settled whole-network samples
     (out-of-fold predictions only); the one with the lowest MAPE is refitted on all of them. When
@@ -121,9 +124,9 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
     networks = settled if len(settled) >= needed else table.networks
     if len(networks) < needed:
         raise LutError(f"need at least {needed} whole-network samples to fit a predictor, have {len(networks)}")
-    features = PartFeatures(table, space)
+    features = PartFeatures(table, space, column=column)
     X = features([r["config"] for r in networks])
-    y = np.array([r["value_ms"] for r in networks])
+    y = np.array([r[column] for r in networks])
     raw_ratio = X[:, :-1].sum(axis=1) / y
     cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
     candidates = {}

@@ -21,13 +21,14 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
                     samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
                     calibration: str | None = None, sources: list[str] = (), until: float | None = None,
-                    fast: bool = False) -> list[tuple[Target, ProfileResult | Exception]]:
+                    fast: bool = False, energy: bool = False) -> list[tuple[Target, ProfileResult | Exception]]:
     """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
     ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
     ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
     ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
     bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier). ``fast``: a
     designed share of the blocks measured, the rest predicted (:class:`ofahw.lut.fast.FastCampaign`).
+    ``energy``: energy per inference too, for every target (else for those whose file says so).
     Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -58,7 +59,9 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
         target.calibration = calibration
 
     def campaign(i: int, target: Target, batch: int) -> Campaign:
-        common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch}
+        sensor = target.energy if target.energy is not None else ({} if energy else None)
+        common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch,
+                  "energy": sensor}
         if sources:
             refuse_overwriting(lut_files(lut_path(target, batch)), sources)
             return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, **common)

@@ -18,10 +18,13 @@ FORMAT_VERSION = 1
 COLUMNS = [
     "kind", "key", "resolution", "config", "flops_m", "params_m", "statistic", "value_ms",
     "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms", "p90_ms", "p99_ms", "n", "cov", "rel_se", "rounds", "round_spread",
-    "settled", "attempts", "warmup_runs", "timed_s", "wall_s", "measured_at", "source",
+    "settled", "attempts", "warmup_runs", "timed_s", "wall_s", "measured_at", "source", "energy_mj", "energy_std_mj",
 ]
+# Energy per inference (idle power subtracted), where the target's power sensor was read; LUTs
+# written before energy was measured lack these columns.
+OPTIONAL = {"energy_mj", "energy_std_mj"}
 _FLOATS = {"flops_m", "params_m", "value_ms", "min_ms", "p10_ms", "median_ms", "mean_ms", "std_ms",
-           "p90_ms", "p99_ms", "cov", "rel_se", "round_spread", "timed_s", "wall_s"}
+           "p90_ms", "p99_ms", "cov", "rel_se", "round_spread", "timed_s", "wall_s", "energy_mj", "energy_std_mj"}
 _INTS = {"resolution", "n", "rounds", "attempts", "warmup_runs"}
 ROW_KINDS = ("block", "network")
 
@@ -126,6 +129,24 @@ class LatencyTable:
         self.meta["history"] = [*(self.history if history is None else history), event]
 
     @property
+    def has_energy(self) -> bool:
+        """Whether every row holds its energy per inference (mJ)."""
+        return bool(self.rows) and all(r.get("energy_mj") is not None for r in self.rows)
+
+    @property
+    def energy(self) -> dict | None:
+        """How energy was measured (sensor, windows), or None for a latency-only LUT."""
+        return self.meta.get("energy")
+
+    @property
+    def energy_predictor(self) -> dict | None:
+        return self.meta.get("energy_predictor")
+
+    def set_energy_predictor(self, fitted: tuple[dict, dict]) -> None:
+        """Store the fitted energy predictor's parameters and its cross-validated report."""
+        self.meta["energy_predictor"], self.meta["energy_report"] = fitted
+
+    @property
     def blocks(self) -> dict[str, dict]:
         return {r["key"]: r for r in self.rows if r["kind"] == "block"}
 
@@ -195,7 +216,7 @@ def _format(value) -> str:
 
 def _parse_rows(text: str, path: Path) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
-    missing = set(COLUMNS) - set(reader.fieldnames or [])
+    missing = set(COLUMNS) - OPTIONAL - set(reader.fieldnames or [])
     if missing:
         raise LutError(f"LUT {path} lacks columns {sorted(missing)}")
     rows = []

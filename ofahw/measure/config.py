@@ -71,9 +71,11 @@ def _load_file(path: Path) -> tuple[str, dict, str]:
         raise TargetError(f"target file {path}: unknown keys {sorted(unknown)} (known: {sorted(TOP_LEVEL_KEYS)})")
     if data.get("kind") not in TARGET_KINDS:
         raise TargetError(f"target file {path}: kind must be one of {sorted(TARGET_KINDS)}, got {data.get('kind')!r}")
-    for section in ("runtime", "protocol", "ssh", "energy"):
+    for section in ("runtime", "protocol", "ssh"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise TargetError(f"target file {path}: '{section}' must be a mapping")
+    if data.get("energy") is not None and not isinstance(data["energy"], (bool, dict)):
+        raise TargetError(f"target file {path}: 'energy' must be true, false or a mapping (sensor, rails, window_s)")
     return str(data.get("name") or path.stem), data, str(path)
 
 
@@ -94,7 +96,8 @@ def load_target(spec: str, accept_host_key: bool = False) -> Target:
     target = target_cls.from_config(name, data, protocol, accept_host_key=accept_host_key)
     target.source = source
     target.description = data.get("description", "")
-    target.energy = data.get("energy")
+    energy = data.get("energy")
+    target.energy = {} if energy is True else (energy or None)
     return target
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact, Quantization, quantized_onnx
-from ofahw.measure.power import EnergyMeasurement, NoSensor, find_meter, measure_energy
+from ofahw.measure.power import EnergyMeasurement, Meter, NoSensor, find_meter, measure_energy
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 
 
@@ -142,22 +142,29 @@ class Target(ABC):
         finally:
             self._release()
 
-    def measure_energy(self, artifact: Artifact, sensor: dict | None = None, window_s: float = 1.0) -> EnergyMeasurement:
-        """Energy per inference of ``artifact`` (mJ, idle power subtracted) with the power sensor that
-        ``sensor`` (a target file's ``energy`` section) names, or the first readable one; windows of
-        back-to-back runs (:func:`ofahw.measure.power.measure_energy`). No readable sensor: a
-        TargetError naming what was looked for."""
-        if not self._open:
-            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+    def energy_meter(self, sensor: dict | None = None) -> Meter:
+        """The power sensor ``sensor`` names (or the first readable); a TargetError naming what was
+        looked for where there is none."""
         if not self.measures_energy:
             raise TargetError(f"target '{self.name}' ({self.kind}) cannot measure energy yet")
         try:
-            meter = find_meter(sensor)
+            return find_meter(sensor)
         except NoSensor as exc:
             raise TargetError(f"target '{self.name}': {exc}") from None
+
+    def measure_energy(self, artifact: Artifact, sensor: dict | None = None) -> EnergyMeasurement:
+        """Energy per inference of ``artifact`` (mJ, idle power subtracted) with the power sensor that
+        ``sensor`` (a target file's ``energy`` section: sensor, rails, window_s, idle_s) names, or the
+        first readable one; windows of back-to-back runs (:func:`ofahw.measure.power.measure_energy`).
+        No readable sensor: a TargetError naming what was looked for."""
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        meter = self.energy_meter(sensor)
         prepared = self._prepare(artifact)
         try:
-            m = measure_energy(prepared.run, meter, window_s=window_s)
+            settings = sensor or {}
+            m = measure_energy(prepared.run, meter, window_s=float(settings.get("window_s", 1.0)),
+                               idle_s=float(settings.get("idle_s", 1.0)))
         finally:
             self._release()
             meter.close()

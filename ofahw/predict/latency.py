@@ -14,15 +14,22 @@ from ofahw.space import Space, get_space
 
 
 class LutLatencyModel:
-    """Predicts the LUT's statistic (e.g. p10) of whole-network latency, in ms, on its target."""
+    """Predicts the LUT's statistic (e.g. p10) of whole-network latency, in ms, on its target; with
+    ``energy``, its energy per inference in mJ (a LUT profiled with a power sensor)."""
 
-    def __init__(self, table: LatencyTable, space: Space, path: Path | None = None):
-        self.table, self.space, self.path = table, space, path
-        params = table.predictor
+    def __init__(self, table: LatencyTable, space: Space, path: Path | None = None, energy: bool = False):
+        self.table, self.space, self.path, self.energy = table, space, path, energy
+        params = table.energy_predictor if energy else table.predictor
         if not isinstance(params, dict) or "labels" not in params:
-            raise LutError(f"LUT {path} has no fitted predictor; re-run `ofahw profile` to fit one")
-        self.features = PartFeatures(table, space, labels=list(params["labels"]))
+            raise LutError(f"LUT {path} has no fitted {'energy ' if energy else ''}predictor; "
+                           + ("profile it with --energy on a target with a power sensor" if energy else
+                              "re-run `ofahw profile` to fit one"))
+        self.features = PartFeatures(table, space, labels=list(params["labels"]), column="energy_mj" if energy else "value_ms")
         self.regressor = LutLatencyRegressor.from_dict(params, n_features=len(self.features.labels) + 1)
+
+    def energy_model(self) -> LutLatencyModel:
+        """The same LUT's energy model (mJ per inference)."""
+        return LutLatencyModel(self.table, self.space, self.path, energy=True)
 
     @classmethod
     def load(cls, csv_path: str | Path) -> LutLatencyModel:

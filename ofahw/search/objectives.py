@@ -42,8 +42,8 @@ class Constraint:
         return values - self.limit if self.op == "<=" else self.limit - values
 
 
-_CONSTRAINT = re.compile(r"^\s*(latency(?:@[\w.-]+)?|flops|params|top1)\s*(<=|>=)\s*([0-9.]+(?:e-?\d+)?)\s*$")
-_UNITS = {"latency": "latency_ms", "flops": "flops_m", "params": "params_m", "top1": "top1"}
+_CONSTRAINT = re.compile(r"^\s*((?:latency|energy)(?:@[\w.-]+)?|flops|params|top1)\s*(<=|>=)\s*([0-9.]+(?:e-?\d+)?)\s*$")
+_UNITS = {"latency": "latency_ms", "energy": "energy_mj", "flops": "flops_m", "params": "params_m", "top1": "top1"}
 
 
 def constraint_on(text: str, names: list[str]) -> Constraint:
@@ -61,9 +61,11 @@ def column_named(what: str, names: list[str], context: str = "") -> str:
     ``flops``, ``params`` or ``top1`` names."""
     base, _, target = what.strip().partition("@")
     if base not in _UNITS:
-        raise ConfigError(f"{context or repr(what)}: name one of latency, latency@TARGET, flops, params, top1")
+        raise ConfigError(f"{context or repr(what)}: name one of latency, latency@TARGET, energy, energy@TARGET, flops, "
+                          "params, top1")
     name = _UNITS[base] + (f"@{target}" if target else "")
-    found = [n for n in names if n == name or (base == "latency" and not target and n.startswith("latency_ms@"))]
+    per_device = base in ("latency", "energy") and not target
+    found = [n for n in names if n == name or (per_device and n.startswith(f"{_UNITS[base]}@"))]
     if len(found) != 1:
         raise ConfigError(f"{context or repr(what)} names no single objective of this search (objectives: {', '.join(names)}); "
                           "with several LUTs write latency@TARGET")
@@ -83,6 +85,18 @@ def latency_objective(model: LutLatencyModel, space: Space) -> Objective:
     return Objective(f"latency_ms@{model.label}", lambda X: model.predict_encoded(features, X),
                      f"predicted: {model.table.statistic} latency from LUT {model.path} measured on target {model.target}"
                      f" ({model.table.precision}, batch {model.table.batch}; {model.regressor.model} model{fit})")
+
+
+def energy_objective(model: LutLatencyModel, space: Space) -> Objective:
+    """Energy per inference (mJ) on the LUT's target, from its energy predictor."""
+    energy = model.energy_model()
+    features = energy.population(space)
+    mape = chosen_scores(model.table.meta.get("energy_report")).get("mape")
+    fit = f", CV MAPE {mape:.1%}" if isinstance(mape, float) else ""
+    return Objective(f"energy_mj@{model.label}", lambda X: energy.predict_encoded(features, X),
+                     f"predicted: energy per inference (mJ, idle power subtracted) from LUT {model.path} measured on target "
+                     f"{model.target} with {model.table.energy['sensor'].get('sensor', 'its power sensor')} "
+                     f"({energy.regressor.model} model{fit})")
 
 
 def cost_objectives(space: Space, which: list[str]) -> list[Objective]:

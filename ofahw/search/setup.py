@@ -9,7 +9,7 @@ from ofahw.errors import ConfigError
 from ofahw.lut import check_mixable, lut_for_batch
 from ofahw.predict import LutLatencyModel
 from ofahw.predict.sources import load_accuracy_source, usable_resolutions
-from ofahw.search.objectives import accuracy_objective, cost_objectives, latency_objective, parse_constraint
+from ofahw.search.objectives import accuracy_objective, cost_objectives, energy_objective, latency_objective, parse_constraint
 from ofahw.search.problem import SubnetProblem
 from ofahw.space import get_space
 
@@ -47,7 +47,13 @@ def build_problem(luts: list[str], accuracy: str | None = None, space: str | Non
     log(f"search over {narrowed.name} at resolutions {usable}: building the objectives")
     chosen = [accuracy_objective(source.restricted(narrowed))]
     chosen += [latency_objective(m, narrowed) for m in models]
-    chosen += cost_objectives(narrowed, list(objectives))
+    if "energy" in objectives:
+        measured = [m for m in models if m.table.has_energy]
+        if not measured:
+            raise ConfigError("--objective energy needs a LUT profiled with energy (ofahw profile --energy, on a target "
+                              "with a power sensor); none of the LUTs has energy columns")
+        chosen += [energy_objective(m, narrowed) for m in measured]
+    chosen += cost_objectives(narrowed, [o for o in objectives if o != "energy"])
     if len(chosen) < 2:
         raise ConfigError("a search needs at least one latency (--lut) or cost (--objective flops|params) objective")
     return SubnetProblem(narrowed, chosen, [parse_constraint(text, chosen) for text in constraints]), models
