@@ -283,3 +283,28 @@ def test_a_device_without_group_timing_takes_one_member_each(tmp_path):
     assert result["n"] == 1  # grouped runs two members, single one
     with pytest.raises(UserError, match="cannot run several members at once"):
         verify_ensembles(space, configs, [keys], np.ones(1), "parallel", [single, grouped], tmp_path / "w.csv")
+
+
+@pytest.mark.parametrize("mode", ["parallel", "serial"])
+def test_ensemble_energy_is_summed_in_both_models(tmp_path, capsys, mode):
+    probs, labels = tables(2)
+    run = tmp_path / "eval"
+    keys = [f"{i:016x}" for i in range(len(probs))]
+    write_probs(run, keys, probs, labels)
+    energy = {key: 10.0 + 3 * i for i, key in enumerate(keys)}
+    rows = [{"rank": i, "config_hash": key, "top1": 0.5, "latency_ms@cpu": 1.0 + i, "energy_mj@cpu": energy[key],
+             "latency_ms@cpu_source": "predicted: test", "energy_mj@cpu_source": "predicted: test energy", "config": "{}"}
+            for i, key in enumerate(keys)]
+    front = write_front(tmp_path / "pareto.csv", rows)
+    out = tmp_path / "ens"
+    assert main(["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", mode, "--energy", "--pop-size", "20",
+                 "--generations", "5", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["objectives"] == ["top1_error", f"latency_ms_{mode}", "energy_mj_sum"] and len(summary["reference_point"]) == 3
+    for row in read_ensembles(out / "ensembles.csv"):
+        assert row.values["energy_mj_sum"] == pytest.approx(sum(energy[m] for m in row.members))
+        latencies = [1.0 + keys.index(m) for m in row.members]
+        assert row.values[f"latency_ms_{mode}"] == pytest.approx(max(latencies) if mode == "parallel" else sum(latencies))
+    assert main(["ensemble", "--front", str(front), "--probs", str(run / "probs"), "--mode", mode, "--energy-column",
+                 "energy_mj@gpu", "--out", str(tmp_path / "ens2")]) == 2
+    assert "has no energy column energy_mj@gpu" in capsys.readouterr().err

@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=["parallel", "serial"], help="latency = slowest member, or the sum")
     p.add_argument("--latency-column", help="pareto.csv column of member latency (default: the first latency_ms@...)")
     p.add_argument("--measured", help="use measured member latencies from this verify.csv")
+    p.add_argument("--energy", action="store_true", help="also minimise energy per inference: the members' sum of the "
+                   "front's energy column (a search with --objective energy)")
+    p.add_argument("--energy-column", help="pareto.csv column of member energy (default: the first energy_mj@...)")
     p.add_argument("--algorithm", default="nsga2", choices=["nsga2", "smsemoa", "spea2"])
     p.add_argument("--pop-size", type=int, default=100)
     p.add_argument("--generations", type=int, default=100)

@@ -178,10 +178,18 @@ def ensemble(args) -> int:
             raise UserError(f"{args.measured} is not the verify.csv of this front (it lacks some of its members)")
         member_ms = np.array([verified.measured_ms[m] for m in members])
         source = f"measured {verified.statistic} of {args.measured} (measured on target {verified.measured_on})"
+    member_mj, energy_source = None, None
+    if args.energy or args.energy_column:
+        energy = args.energy_column or next(iter(front.energy_columns()), None)
+        if energy not in front.members[0].values:
+            raise UserError(f"{args.front} has no energy column {energy or ''} (energy columns found: "
+                            f"{front.energy_columns() or 'none'}; search with --objective energy)")
+        member_mj = front.column(energy)
+        energy_source = f"{energy} of {args.front} ({front.members[0].sources.get(energy) or 'predicted'})"
     tables, labels = open_tables(args.probs, members)
     reduced = candidates(tables, labels, n_candidates=args.candidates)
     problem = EnsembleProblem(reduced, member_ms, args.mode, min_members=args.min_members, max_members=args.max_members,
-                              top5=args.top5)
+                              top5=args.top5, member_mj=member_mj)
     result = run_ensemble_search(problem, args.algorithm, args.pop_size, args.generations, args.seed)
     accuracy_source = f"measured: averaged class probabilities of {len(labels)} images ({args.probs})"
     settings = {"algorithm": args.algorithm, "seed": args.seed, "pop_size": args.pop_size, "generations": args.generations,
@@ -190,11 +198,11 @@ def ensemble(args) -> int:
     if args.verify:
         verify = _verify_ensembles(args, front, result, out)
     summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
-                              {"verify": verify} if verify else None)
+                              {"verify": verify} if verify else None, energy_source)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
              f"{result.wall_s:.1f} s; hypervolume {result.hypervolume:.5g} vs {result.singles_hypervolume:.5g} for the "
              f"single subnets (reference point {np.round(result.reference_point, 4).tolist()})",
-             f"  accuracy: {accuracy_source}; latency: {source}",
+             f"  accuracy: {accuracy_source}; latency: {source}" + (f"; energy: sum over {energy_source}" if energy_source else ""),
              f"  errors are exact (the final {result.rescored} ensembles rescored from the full tables in "
              f"{result.rescore_s:.1f} s); the search's {args.candidates}-candidate estimate was off for "
              f"{result.estimate_off} of them (worst share of samples it left undecided: {result.worst_unsure:.2%})",

@@ -11,7 +11,7 @@ from pymoo.operators.crossover.ux import UniformCrossover
 from pymoo.operators.mutation.bitflip import BitflipMutation
 from pymoo.operators.sampling.rnd import BinaryRandomSampling
 
-from ofahw.ensemble.selection import EnsembleProblem, ensemble_latency
+from ofahw.ensemble.selection import EnsembleProblem
 from ofahw.errors import ConfigError
 from ofahw.search.algorithms import PYMOO
 from ofahw.search.archive import hypervolume, non_dominated
@@ -59,8 +59,8 @@ def run_ensemble_search(problem: EnsembleProblem, algorithm: str = "nsga2", pop_
     singles = np.eye(problem.n_var, dtype=bool)
     _, singles_F = non_dominated(singles, problem.exact_F(singles))
     everything = np.ones((1, problem.n_var), dtype=bool)
-    ref = np.concatenate([np.ones(problem.n_obj - 1), [1.1 * float(ensemble_latency(everything, problem.member_ms,
-                                                                                      problem.mode)[0])]])
-    off = int(np.any(np.abs(estimate[:, :-1] - exact[:, :-1]) > 1e-12, axis=1).sum())
+    ref = np.concatenate([np.ones(problem.n_errors), [1.1 * float(c[0]) for c in problem.costs(everything)]])
+    errors = slice(0, problem.n_errors)
+    off = int(np.any(np.abs(estimate[:, errors] - exact[:, errors]) > 1e-12, axis=1).sum())
     return EnsembleResult(X, F, hypervolume(F, ref), singles_F, hypervolume(singles_F, ref), ref, wall,
                           time.perf_counter() - start, problem.worst_unsure, len(found), off)

@@ -55,10 +55,12 @@ def ensemble_accuracy(X: np.ndarray, tables: CandidateTables, top5: bool = True,
 
 class EnsembleProblem(Problem):
     """``X`` (n, M) booleans: which front members join. ``F``: top-1 error (and top-5 error with
-    ``top5``), latency in ms. ``G``: at least ``min_members`` (and at most ``max_members``) chosen."""
+    ``top5``), latency in ms, and with ``member_mj`` energy per inference in mJ (the members' sum in
+    both modes: running side by side saves time, not work). ``G``: at least ``min_members`` (and at
+    most ``max_members``) chosen."""
 
     def __init__(self, tables: CandidateTables, member_ms: np.ndarray, mode: str, min_members: int = 2,
-                 max_members: int | None = None, top5: bool = False):
+                 max_members: int | None = None, top5: bool = False, member_mj: np.ndarray | None = None):
         if mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}")
         m = tables.probs.shape[0]
@@ -66,13 +68,21 @@ class EnsembleProblem(Problem):
             raise ConfigError(f"need 1 <= min members <= max members, and at most {m} (the front's size)")
         self.tables, self.member_ms, self.mode, self.top5 = tables, np.asarray(member_ms, float), mode, top5
         self.min_members, self.max_members = min_members, max_members
+        self.member_mj = None if member_mj is None else np.asarray(member_mj, float)
         self.worst_unsure = 0.0
-        super().__init__(n_var=m, n_obj=3 if top5 else 2, n_ieq_constr=2, xl=0, xu=1, vtype=bool)
+        self.n_errors = 2 if top5 else 1  # the first columns of F; latency (and energy) follow
+        super().__init__(n_var=m, n_obj=self.n_errors + 1 + (member_mj is not None), n_ieq_constr=2, xl=0, xu=1, vtype=bool)
+
+    def costs(self, X: np.ndarray) -> list[np.ndarray]:
+        """Latency (ms) and, where members carry it, energy (mJ) of ensembles ``X``."""
+        out = [ensemble_latency(X, self.member_ms, self.mode)]
+        if self.member_mj is not None:
+            out.append(np.asarray(X, dtype=float) @ self.member_mj)
+        return out
 
     def objectives(self, top1: np.ndarray, top5: np.ndarray | None, X: np.ndarray) -> np.ndarray:
         """``F`` (n, n_obj) from accuracies and the chosen members."""
-        columns = [1.0 - top1] + ([1.0 - top5] if self.top5 else []) + [ensemble_latency(X, self.member_ms, self.mode)]
-        return np.column_stack(columns)
+        return np.column_stack([1.0 - top1] + ([1.0 - top5] if self.top5 else []) + self.costs(X))
 
     def feasible(self, X: np.ndarray) -> np.ndarray:
         count = np.asarray(X, dtype=bool).sum(axis=1)

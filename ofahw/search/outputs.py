@@ -96,6 +96,9 @@ class Front:
     def latency_columns(self) -> list[str]:
         return [n for n in (self.members[0].values if self.members else {}) if n.startswith("latency_ms@")]
 
+    def energy_columns(self) -> list[str]:
+        return [n for n in (self.members[0].values if self.members else {}) if n.startswith("energy_mj@")]
+
     def column(self, name: str) -> np.ndarray:
         return np.array([m.values[name] for m in self.members])
 
