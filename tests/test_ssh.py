@@ -293,3 +293,22 @@ def test_export_builds_the_engine_on_the_device_and_fetches_it(server, tmp_path)
     assert engine.read_text().startswith("engine of --onnx=") and "--fp16" in engine.read_text()
     assert model["files"]["tensorrt"]["built_on"].startswith("target jetson (127.0.0.1)")
     assert json.loads((out / "model.json").read_text())["files"]["tensorrt"]["precision"] == "fp16"
+
+
+def test_energy_over_ssh_reads_the_devices_sensor(server, tmp_path):
+    """The runner reads the device's rails (an INA3221 hwmon tree in a folder here, its readings
+    constant, so idle and busy power agree and the energy above idle is about zero)."""
+    rails = tmp_path / "hwmon" / "hwmon1"
+    rails.mkdir(parents=True)
+    for name, value in (("in1_label", "VDD_IN"), ("in1_input", "5000"), ("curr1_input", "800")):
+        (rails / name).write_text(value + "\n")
+    space = get_space(SPACE)
+    config = space.sample(1, np.random.default_rng(0), [RESOLUTION])[0]
+    sensor = {"sensor": "hwmon", "rails": ["VDD_IN"], "root": str(tmp_path / "hwmon"), "window_s": 0.05, "idle_s": 0.05}
+    target = ssh_target(server, tmp_path)
+    with target:
+        assert target.check_energy(sensor)["sensor"] == "hwmon"
+        m = target.measure_energy(network_artifact(space, config, OnnxCache()), sensor)
+        with pytest.raises(TargetError, match="no readable power sensor"):
+            target.check_energy({"sensor": "auto"})
+    assert m.sensor == "hwmon" and m.windows >= 3 and m.idle_w == pytest.approx(4.0) and abs(m.mj) < 1e-6

@@ -195,7 +195,7 @@ class Campaign:
         with self.target, open(self.journal, "a", encoding="utf-8") as journal:
             device = self.target.metadata()
             if self.energy is not None:
-                self.target.energy_meter(self.energy).close()  # no sensor: said now, not after the latency rounds
+                self.target.check_energy(self.energy)  # no sensor: said now, not after the latency rounds
             while queue:
                 if self.budget_s is not None and time.monotonic() - start > self.budget_s:
                     bar.close()

@@ -197,8 +197,11 @@ def _chosen(rails: list[str], found, where: str) -> list[str]:
     return rails
 
 
-SENSORS = {"rapl": lambda s: RaplMeter(), "nvml": lambda s: NvmlMeter(int(s.get("gpu", 0))),
-           "hwmon": lambda s: HwmonRailsMeter(s.get("rails")), "ina3221x": lambda s: IioRailsMeter(s.get("rails")),
+# sensor name -> its meter from a target file's energy settings (``root`` moves a sysfs tree, for
+# boards that mount it elsewhere)
+SENSORS = {"rapl": lambda s: RaplMeter(s.get("root", "/sys/class/powercap")), "nvml": lambda s: NvmlMeter(int(s.get("gpu", 0))),
+           "hwmon": lambda s: HwmonRailsMeter(s.get("rails"), s.get("root", "/sys/class/hwmon")),
+           "ina3221x": lambda s: IioRailsMeter(s.get("rails"), s.get("root", "/sys/bus/i2c/drivers/ina3221x")),
            "tegrastats": lambda s: TegrastatsMeter(s.get("rails"), int(s.get("interval_ms", 100)))}
 
 

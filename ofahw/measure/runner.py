@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ofahw.measure.host import host_facts, openvino_request, ort_session_options, read_text  # ofahw:local-import
+from ofahw.measure.power import NoSensor, find_meter, measure_energy  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
 INSTALL_HINT = {
@@ -79,11 +80,14 @@ class OpenVinoRuntime:
         if options.get("precision") == "bf16" and "BF16" not in self.capabilities:
             raise OSError(f"this CPU has no bf16 support in OpenVINO (it offers {self.capabilities})")
 
-    def measure(self, path, input_shape, protocol):
+    def prepare(self, path, input_shape):
         o = self.options
         request = openvino_request(self.ov, self.core, path, np.random.default_rng(0).standard_normal(input_shape, dtype=np.float32),
                                    o.get("threads", 1), o.get("precision", "fp32"))
-        return run_protocol(request.infer, protocol)
+        return request.infer
+
+    def measure(self, path, input_shape, protocol):
+        return run_protocol(self.prepare(path, input_shape), protocol)
 
 
 class TrtexecRuntime:
@@ -142,6 +146,21 @@ def parse_trtexec_times(text):
 RUNTIME_CLASSES = {"onnxruntime": OrtRuntime, "openvino": OpenVinoRuntime, "trtexec": TrtexecRuntime}
 
 
+def measure_job_energy(runtime, job):
+    """Energy per inference of the job's model with the device's power sensor (the job's ``energy``
+    settings: sensor, rails, window_s, idle_s)."""
+    if not hasattr(runtime, "prepare"):
+        raise NoSensor(f"energy is measured with the onnxruntime or openvino runtime, not {type(runtime).__name__}")
+    settings = job["energy"] or {}
+    meter = find_meter(settings)
+    try:
+        run = runtime.prepare(job["path"], tuple(job["input_shape"]))
+        return measure_energy(run, meter, window_s=float(settings.get("window_s", 1.0)),
+                              idle_s=float(settings.get("idle_s", 1.0))).to_dict()
+    finally:
+        meter.close()
+
+
 def main():
     options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     name = options.get("runtime", "onnxruntime")
@@ -161,8 +180,17 @@ def main():
         if job.get("cmd") == "quit":
             break
         try:
-            m = runtime.measure(job["path"], tuple(job["input_shape"]), Protocol.from_dict(job["protocol"]))
-            out = {"id": job["id"], "measurement": m.to_dict(), "facts": device_facts() if job.get("facts") else None}
+            if "energy_check" in job:
+                meter = find_meter(job["energy_check"])
+                meter.close()
+                out = {"id": job["id"], "sensor": meter.describe()}
+            elif "energy" in job:
+                out = {"id": job["id"], "energy": measure_job_energy(runtime, job)}
+            else:
+                m = runtime.measure(job["path"], tuple(job["input_shape"]), Protocol.from_dict(job["protocol"]))
+                out = {"id": job["id"], "measurement": m.to_dict(), "facts": device_facts() if job.get("facts") else None}
+        except NoSensor as exc:
+            out = {"id": job["id"], "error": str(exc), "no_sensor": True}
         except Exception as exc:  # one bad model must not end the batch
             out = {"id": job["id"], "error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(out), flush=True)

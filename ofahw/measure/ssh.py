@@ -18,6 +18,7 @@ import paramiko
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact
+from ofahw.measure.power import EnergyMeasurement
 from ofahw.measure.protocol import Measurement, Protocol
 from ofahw.measure.runner import INSTALL_HINT
 from ofahw.measure.target import Target
@@ -31,10 +32,15 @@ _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 @cache
 def build_runner_script() -> str:
-    """protocol.py, host.py and runner.py, minus the runner's imports of the other two: one file."""
+    """protocol.py, host.py, power.py and runner.py, minus the runner's imports of the others and the
+    later modules' ``from __future__`` lines (protocol.py's, first in the file, covers all): one file."""
     here = Path(__file__).parent
-    runner = "".join(line for line in (here / "runner.py").read_text().splitlines(keepends=True) if "# ofahw:local-import" not in line)
-    return "\n\n".join([(here / "protocol.py").read_text(), (here / "host.py").read_text(), runner])
+
+    def without(name: str, marker: str) -> str:
+        return "".join(line for line in (here / name).read_text().splitlines(keepends=True) if marker not in line)
+
+    return "\n\n".join([(here / "protocol.py").read_text(), (here / "host.py").read_text(),
+                        without("power.py", "from __future__ import"), without("runner.py", "# ofahw:local-import")])
 
 
 def key_fingerprint(key) -> str:
@@ -73,7 +79,6 @@ class SshTarget(Target):
     (onnxruntime), ``precision`` (per runtime: ``REMOTE_RUNTIMES``), ``per_channel`` (int8)."""
 
     times_groups = False
-    measures_energy = False  # the remote runner reads no power sensor yet
 
     kind = "ssh"
     option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32",
@@ -292,6 +297,34 @@ class SshTarget(Target):
         partial.replace(engine)
         return {"built_on": f"target {self.name} ({self._resolved()['hostname']}) with {trtexec}", "precision": precision,
                 "device": {k: self._remote_meta.get(k) for k in ("model", "runtime_version") if self._remote_meta.get(k)}}
+
+    def check_energy(self, sensor: dict | None = None) -> dict:
+        """What the device's runner finds of the sensor ``sensor`` names; a TargetError where none is readable."""
+        return self._ask({"id": "energy-check", "energy_check": sensor or {}}, timeout=60)["sensor"]
+
+    def measure_energy(self, artifact: Artifact, sensor: dict | None = None) -> EnergyMeasurement:
+        """Energy per inference measured on the device by the runner, with the device's sensor
+        (Jetson rails through hwmon / ina3221x / tegrastats, RAPL) that ``sensor`` names."""
+        settings = sensor or {}
+        job = {"id": "energy", "path": self._upload(artifact), "input_shape": list(artifact.input_shape), "energy": settings}
+        timeout = (float(settings.get("idle_s", 1.0)) + 12 * max(float(settings.get("window_s", 1.0)), 1.0)) * 4 + 120
+        return EnergyMeasurement(**self._ask(job, timeout)["energy"])
+
+    def _ask(self, job: dict, timeout: float) -> dict:
+        """Send one job to the runner and wait for its answer (a TargetError if it reports one)."""
+        if not self._open:
+            raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
+        self._stdin.write(json.dumps(job) + "\n")
+        self._stdin.flush()
+        while True:
+            event = self._read_event(timeout=timeout)
+            if event is None:
+                raise TargetError(f"target '{self.name}': the remote runner stopped")
+            if event.get("id") == job["id"]:
+                break
+        if "error" in event:
+            raise TargetError(f"target '{self.name}': {event['error']}")
+        return event
 
     def _prepare(self, artifact):  # pragma: no cover - the SSH target measures in batches only
         raise NotImplementedError

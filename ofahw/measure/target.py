@@ -46,7 +46,6 @@ class Target(ABC):
     precisions: ClassVar[tuple[str, ...]] = ()  # values of the ``precision`` option, where the target has one
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
-    measures_energy: ClassVar[bool] = True  # measure_energy works (targets that run on this machine)
     source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
     description: str = ""
     calibration: str | None = None  # image folder that calibrates int8 models (``--calib``); else random inputs
@@ -145,12 +144,16 @@ class Target(ABC):
     def energy_meter(self, sensor: dict | None = None) -> Meter:
         """The power sensor ``sensor`` names (or the first readable); a TargetError naming what was
         looked for where there is none."""
-        if not self.measures_energy:
-            raise TargetError(f"target '{self.name}' ({self.kind}) cannot measure energy yet")
         try:
             return find_meter(sensor)
         except NoSensor as exc:
             raise TargetError(f"target '{self.name}': {exc}") from None
+
+    def check_energy(self, sensor: dict | None = None) -> dict:
+        """What is found of the power sensor ``sensor`` names; a TargetError where none is readable."""
+        meter = self.energy_meter(sensor)
+        meter.close()
+        return meter.describe()
 
     def measure_energy(self, artifact: Artifact, sensor: dict | None = None) -> EnergyMeasurement:
         """Energy per inference of ``artifact`` (mJ, idle power subtracted) with the power sensor that
