@@ -14,6 +14,7 @@ at batch 1 and 8): held-out >= 99% within ±10%, >= 90% within ±5%, Kendall tau
     python3 scripts/bench_profile.py [--target cpu] [--batch 1] [--samples 100] [--held-out 100] [--out runs/bench-profile/cpu.csv]
     python3 scripts/bench_profile.py --target openvino-int8 --batch 8 --out runs/bench-profile/openvino-int8-b8.csv
     python3 scripts/bench_profile.py --target targets/gpu-torch.yaml --resolutions 224 --out DIR/gpu.csv --report-only
+    python3 scripts/bench_profile.py --target targets/gpu-torch.yaml --resolutions 224 --energy   # NVML: energy LUT too
 """
 
 from __future__ import annotations
@@ -35,13 +36,17 @@ from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
 
-def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, batch: int) -> list[dict]:
+def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, batch: int, energy: dict | None = None) -> list[dict]:
+    """Each config's best round (the network protocol) and, with ``energy`` (sensor settings), its energy per inference."""
     space, target = get_space(space_name), load_target(target_spec)
     cache = OnnxCache()
     artifacts = [network_artifact(space, c, cache, batch) for c in configs]
     with target:
-        best = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress=True)
-    return [m.to_dict() for m in best]
+        best = [m.to_dict() for m in measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress=True)]
+        if energy is not None:
+            for m, artifact in zip(best, artifacts, strict=True):
+                m["energy_mj"] = target.measure_energy(artifact, energy).mj
+    return best
 
 
 def main() -> None:
@@ -52,6 +57,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--held-out", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
+    parser.add_argument("--energy", action="store_true", help="energy per inference too (a target with a power sensor): "
+                        "the energy LUT's held-out fidelity and repeatability")
     parser.add_argument("--out", default="runs/bench-profile/cpu.csv")
     parser.add_argument("--reuse", action="store_true", help="reuse the LUT at --out instead of profiling again")
     parser.add_argument("--report-only", action="store_true",
@@ -61,7 +68,7 @@ def main() -> None:
     if args.remeasure:
         job = json.loads(Path(args.remeasure).read_text())
         Path(args.remeasure).write_text(json.dumps({**job, "result": measure(job["space"], job["target"], job["configs"], 7,
-                                                                              job["batch"])}))
+                                                                              job["batch"], job.get("energy"))}))
         return
 
     space, target = get_space(args.space), load_target(args.target)
@@ -75,18 +82,21 @@ def main() -> None:
 def profile_and_hold_out(args, space, target, resolutions: list[int], heldout_file: Path) -> None:
     print(f"[1/3] profiling {space.name} on target {target.name} ({target.options}), batch {args.batch}, resolutions "
           f"{resolutions}, {args.samples} network samples", flush=True)
-    result = Campaign(space, target, args.out, resolutions, args.samples, seed=0, fresh=not args.reuse, batch=args.batch).run()
+    energy = (target.energy or {}) if args.energy else None
+    result = Campaign(space, target, args.out, resolutions, args.samples, seed=0, fresh=not args.reuse, batch=args.batch,
+                      energy=energy).run()
     lut_networks = {r["key"] for r in result.table.networks}
 
     rng = np.random.default_rng(12345)
     held_out = [c for c in space.sample(args.held_out * 2, rng, resolutions) if space.config_hash(c) not in lut_networks]
     held_out = held_out[: args.held_out]
     print(f"[2/3] measuring {len(held_out)} held-out random subnets in this process", flush=True)
-    first = measure(space.name, args.target, held_out, seed=3, batch=args.batch)
+    first = measure(space.name, args.target, held_out, seed=3, batch=args.batch, energy=energy)
 
     print("[3/3] measuring them again in a second process", flush=True)
     job = Path(args.out).with_name(Path(args.out).stem + "-remeasure.json")
-    job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out, "batch": args.batch}))
+    job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out, "batch": args.batch,
+                               "energy": energy}))
     subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
     heldout_file.write_text(json.dumps(
         {"configs": held_out, "first": first, "second": json.loads(job.read_text())["result"]}))
@@ -138,6 +148,22 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
     print(f"held-out vs uncalibrated block sum: MAPE {raw_fid['mape'] * 100:.1f}%, within ±10% {raw_fid['within_10pct'] * 100:.1f}%")
     print(f"repeat error, same {len(configs)} subnets measured in a second process: median |ratio-1| "
           f"{np.median(repeat) * 100:.2f}% (goal <= 3%), p90 {np.percentile(repeat, 90) * 100:.2f}%, max {repeat.max() * 100:.2f}%")
+    if "energy_mj" in held_out["first"][0]:
+        report_energy(model, held_out, table)
+
+
+def report_energy(model: LutLatencyModel, held_out: dict, table) -> None:
+    energy = model.energy_model()
+    measured = np.array([m["energy_mj"] for m in held_out["first"]])
+    second = np.array([m["energy_mj"] for m in held_out["second"]])
+    held = fidelity(measured, energy.predict(held_out["configs"]))
+    cv = chosen_scores(table.meta["energy_report"])
+    repeat = np.abs(second / measured - 1)
+    print(f"energy (sensor settings {table.energy['sensor'] or 'auto'}; mJ per inference, idle power subtracted): predictor "
+          f"{table.meta['energy_report']['chosen']}, 5-fold CV MAPE {cv['mape'] * 100:.2f}%; held-out within ±5% "
+          f"{held['within_5pct'] * 100:.1f}%, ±10% {held['within_10pct'] * 100:.1f}%, Kendall tau {held['kendall_tau']:.3f}, MAPE "
+          f"{held['mape'] * 100:.2f}%; repeat error in a second process: median |ratio-1| {np.median(repeat) * 100:.2f}%, "
+          f"p90 {np.percentile(repeat, 90) * 100:.2f}%")
 
 if __name__ == "__main__":
     main()
