@@ -60,6 +60,9 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
 
     def campaign(i: int, target: Target, batch: int) -> Campaign:
         sensor = target.energy if target.energy is not None else ({} if energy else None)
+        if sensor is not None and (sources or fast):
+            raise UserError(f"target {target.name}: energy is measured item by item; it does not combine with --from or --fast "
+                            "(their blocks are derived, not measured)")
         common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch,
                   "energy": sensor}
         if sources:

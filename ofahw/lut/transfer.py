@@ -192,9 +192,10 @@ class TransferCampaign(Campaign):
         for k, v in totals.items():
             setattr(result, k, v)
         result.reused = len(result.table.rows) - result.measured
-        result.transfer = {"steps": steps, "poor_proxies": poor, "proxy_kendall_tau": self.proxies,
+        done = result.table.meta["transfer"]  # this run's mapping, or the one a finished run wrote
+        result.transfer = {"steps": steps, "poor_proxies": poor, "proxy_kendall_tau": done["proxy_kendall_tau"],
                            "reached": None if self.until is None else steps[-1]["cv_mape"] <= self.until,
-                           "mapping": self.mapping.model, "source": self.mapping.source}
+                           "mapping": done["mapping"], "source": done["chosen_source"]}
         return result
 
     def plan(self) -> list[Item]:

@@ -171,7 +171,8 @@ def reprofile_uneven(csv_path: Path, table: LatencyTable, space, target: Target,
     work.parent.mkdir(exist_ok=True)
     LatencyTable(kept, dict(table.meta)).write(work)
     result = Campaign(space, target, work, table.resolutions, samples=len(table.networks), seed=seed,
-                      cache=cache, progress=progress, log=lambda m: None, batch=table.batch).run()
+                      cache=cache, progress=progress, log=lambda m: None, batch=table.batch,
+                      energy=(target.energy or {}) if table.has_energy else None).run()
     _keep_version(csv_path, table)
     event = {"version": version + 1, "event": "re-profiled", "at": at, "kept_blocks": len(kept), "kept_scale": common,
              "remeasured_blocks": len(blocks) - len(kept), "networks": len(result.table.networks),
