@@ -179,8 +179,11 @@ def energy_lut(tmp_path_factory):
 def test_energy_columns_predictor_and_search_objective(energy_lut, tmp_path, capsys):
     import json
 
+    from conftest import RESOLUTION, SPACE
+
     from ofahw.cli.main import main
     from ofahw.lut import LatencyTable
+    from ofahw.space import get_space
 
     table = LatencyTable.read(energy_lut)
     assert table.has_energy and all(r["energy_mj"] > 0 for r in table.rows)
@@ -192,6 +195,9 @@ def test_energy_columns_predictor_and_search_objective(energy_lut, tmp_path, cap
     objectives = json.loads(capsys.readouterr().out)["objectives"]
     assert [o["name"] for o in objectives] == ["top1", "latency_ms@cpu", "energy_mj@cpu", "flops_m"]
     assert "energy per inference" in objectives[2]["source"]
+    config = json.dumps(get_space(SPACE).sample(1, np.random.default_rng(4), [RESOLUTION])[0])
+    assert main(["predict", "--lut", str(energy_lut), "--config", config]) == 0
+    assert "mJ per inference on target cpu" in capsys.readouterr().out
 
 
 def test_energy_objective_needs_a_lut_with_energy(profiled_lut, tmp_path, capsys):

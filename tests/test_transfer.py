@@ -93,6 +93,12 @@ def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     payload = json.loads(capsys.readouterr().out)
     assert payload["lut"] == "lut/cpu2.csv" and payload["transfer"]["reached"] is True
     assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10  # stopped early
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "10",
+                 "--no-progress", "--json"]) == 0  # run again: nothing to measure, the same mapping reported
+    again = json.loads(capsys.readouterr().out)
+    assert again["measured"] == 0 and again["transfer"]["mapping"] == payload["transfer"]["mapping"]
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--energy", "--out", "lut/y.csv"]) == 2
+    assert "does not combine with --from" in capsys.readouterr().err
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--until", "mape<=3%", "--out", "lut/x.csv"]) == 2
     assert "--until stops a transfer" in capsys.readouterr().err
 

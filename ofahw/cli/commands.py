@@ -144,6 +144,9 @@ def predict(args) -> int:
         lines.append(f"  {lat['statistic']} latency {lat['latency_ms']:.3f} ms{per_batch} on target {lat['target']} — {lat['source']}"
                      + (f" (cross-validated MAPE {lat['cv_mape'] * 100:.1f}%)" if lat["cv_mape"] is not None else ""))
         lines.append(f"    raw block sum from the LUT: {lat['block_sum_ms']:.3f} ms")
+        if lat["energy"]:
+            lines.append(f"  energy {lat['energy']['energy_mj']:.3f} mJ per inference on target {lat['target']} — "
+                         f"{lat['energy']['source']}")
     if args.measure:
         if not args.lut:
             raise UserError("--measure needs --lut: the measurement is compared with that LUT's prediction")

@@ -95,4 +95,12 @@ class LutLatencyModel:
             "flops_m": self.space.flops(config),
             "params_m": self.space.params(config),
             "config": config,
+            "energy": self._explain_energy(config) if self.table.has_energy and not self.energy else None,
         }
+
+    def _explain_energy(self, config: dict) -> dict:
+        energy = self.energy_model()
+        return {"energy_mj": float(energy.predict([config])[0]),
+                "source": f"predicted: energy per inference (mJ, idle power subtracted), {energy.regressor.model} model over "
+                          f"the LUT {self.path} measured on target {self.target}",
+                "cv_mape": chosen_scores(self.table.meta.get("energy_report")).get("mape")}
