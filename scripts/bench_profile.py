@@ -145,6 +145,14 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
           f"within ±5% {held['within_5pct'] * 100:.1f}% (goal >= 90%), within ±10% {held['within_10pct'] * 100:.1f}% "
           f"(goal >= 99%), Kendall tau {held['kendall_tau']:.3f} (goal >= 0.95), MAPE {held['mape'] * 100:.2f}%, "
           f"RMSE {held['rmse_ms']:.3f} ms")
+    # The LUT keeps each item's fastest round of rounds spread over the whole campaign; one process's
+    # held-out rounds span a few minutes, in which this shared machine can run several percent slower
+    # throughout. The fastest of both processes' measurements spreads them likewise.
+    fastest = fidelity(np.minimum(measured, second), model.predict(configs))
+    print(f"held-out, fastest of both processes' measurements of each subnet: within ±5% {fastest['within_5pct'] * 100:.1f}%, "
+          f"within ±10% {fastest['within_10pct'] * 100:.1f}%, Kendall tau {fastest['kendall_tau']:.3f}, MAPE "
+          f"{fastest['mape'] * 100:.2f}%; predicted/measured in the first process {np.mean(model.predict(configs) / measured):.3f}, "
+          f"in the second {np.mean(model.predict(configs) / second):.3f} (mean)")
     print(f"held-out vs uncalibrated block sum: MAPE {raw_fid['mape'] * 100:.1f}%, within ±10% {raw_fid['within_10pct'] * 100:.1f}%")
     print(f"repeat error, same {len(configs)} subnets measured in a second process: median |ratio-1| "
           f"{np.median(repeat) * 100:.2f}% (goal <= 3%), p90 {np.percentile(repeat, 90) * 100:.2f}%, max {repeat.max() * 100:.2f}%")
