@@ -86,15 +86,15 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
 
 def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    fast_target_file(tmp_path, "cpu2", "{threads: 2}")
+    fast_target_file(tmp_path, "cpu2", "{threads: 1, graph_optimization: basic}")
     copy_lut(profiled_lut, tmp_path / "lut" / "cpu.csv")
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
-                 "--until", "mape<=60%", "--no-progress", "--json"]) == 0
+                 "--until", "mape<=90%", "--no-progress", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["lut"] == "lut/cpu2.csv" and payload["transfer"]["reached"] is True
     assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10  # stopped early
-    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "10",
-                 "--no-progress", "--json"]) == 0  # run again: nothing to measure, the same mapping reported
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
+                 "--until", "mape<=90%", "--no-progress", "--json"]) == 0  # run again: nothing to measure, the same mapping
     again = json.loads(capsys.readouterr().out)
     assert again["measured"] == 0 and again["transfer"]["mapping"] == payload["transfer"]["mapping"]
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--energy", "--out", "lut/y.csv"]) == 2
