@@ -62,19 +62,19 @@ def batch_path(csv_path: str | Path, batch: int) -> Path:
     return csv_path.with_name(f"{stem}{'' if batch == 1 else f'-b{batch}'}.csv")
 
 
-def lut_for_batch(csv_path: str | Path, batch: int | None) -> Path:
-    """The LUT of ``batch`` for the target of ``csv_path``: the LUT itself when it was measured at
-    that batch size, else its sibling written by ``ofahw profile --batch``."""
+def read_for_batch(csv_path: str | Path, batch: int | None) -> tuple[Path, LatencyTable]:
+    """The LUT of ``batch`` for the target of ``csv_path``, read once, with its path: the LUT itself
+    when it was measured at that batch size (or ``batch`` is None), else its sibling written by
+    ``ofahw profile --batch``."""
     csv_path = Path(csv_path)
-    if batch is None:
-        return csv_path
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise UserError(f"--batch must be a positive integer, got {batch}")
     table = LatencyTable.read(csv_path)
-    if table.batch == batch:
-        return csv_path
+    if batch is None or table.batch == batch:
+        return csv_path, table
     sibling = batch_path(csv_path, batch)
-    if not sibling.is_file() or LatencyTable.read(sibling).batch != batch:
+    other = LatencyTable.read(sibling) if sibling.is_file() else None
+    if other is None or other.batch != batch:
         raise LutError(f"{csv_path} holds batch {table.batch} and there is no batch-{batch} LUT beside it ({sibling}); "
                        f"profile it with `ofahw profile --target {table.target_name} --batch {batch}`")
-    return sibling
+    return sibling, other

@@ -8,7 +8,7 @@ import numpy as np
 
 from ofahw.errors import LutError
 from ofahw.fidelity import chosen_scores
-from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures
+from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures, read_for_batch
 from ofahw.predict.population import PartSum
 from ofahw.space import Space, get_space
 
@@ -32,9 +32,10 @@ class LutLatencyModel:
         return LutLatencyModel(self.table, self.space, self.path, energy=True)
 
     @classmethod
-    def load(cls, csv_path: str | Path) -> LutLatencyModel:
-        table = LatencyTable.read(csv_path)
-        return cls(table, get_space(table.space_name), Path(csv_path))
+    def load(cls, csv_path: str | Path, batch: int | None = None) -> LutLatencyModel:
+        """The model of ``csv_path``, or with ``batch`` of its batch-``batch`` LUT (:func:`ofahw.lut.read_for_batch`)."""
+        path, table = read_for_batch(csv_path, batch)
+        return cls(table, get_space(table.space_name), path)
 
     @property
     def target(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ofahw.errors import ConfigError, UserError
 from ofahw.export import OnnxCache, network_artifact
-from ofahw.lut import check_mixable, check_runtime, check_target, lut_for_batch
+from ofahw.lut import check_mixable, check_runtime, check_target
 from ofahw.measure import load_target
 from ofahw.predict.fitted_accuracy import FittedAccuracyPredictor
 from ofahw.predict.latency import LutLatencyModel
@@ -22,14 +22,14 @@ def describe_subnet(config: dict, luts: list[str | Path] = (), accuracy: str | N
 
     The space comes from the LUTs, ``space``, or a fitted predictor's file; an OFA checkpoint
     alone does not name one (MBV3 w1.0 and w1.2 share its encoding). ``batch``: each LUT is replaced
-    by its batch-``batch`` LUT (:func:`ofahw.lut.lut_for_batch`)."""
+    by its batch-``batch`` LUT (:func:`ofahw.lut.read_for_batch`)."""
     if not luts and accuracy is None:
         raise UserError("predict needs --lut (latency, repeatable) or --accuracy (top-1), or both")
     if accuracy_resolutions and accuracy is None:
         raise UserError("--accuracy-resolutions describes the checkpoint given with --accuracy")
     if batch is not None and not luts:
         raise UserError("--batch chooses the LUTs' batch size: it needs --lut")
-    models = [LutLatencyModel.load(lut_for_batch(path, batch)) for path in luts]
+    models = [LutLatencyModel.load(path, batch) for path in luts]
     check_mixable({str(m.path): m.table for m in models})
     names = {m.space.name for m in models} | ({space} if space else set())
     if not names and accuracy and Path(accuracy).suffix == ".json":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ofahw.errors import ConfigError
-from ofahw.lut import check_mixable, lut_for_batch
+from ofahw.lut import check_mixable
 from ofahw.predict import LutLatencyModel
 from ofahw.predict.sources import load_accuracy_source, usable_resolutions
 from ofahw.search.objectives import accuracy_objective, cost_objectives, energy_objective, latency_objective, parse_constraint
@@ -23,7 +23,7 @@ def build_problem(luts: list[str], accuracy: str | None = None, space: str | Non
     ``batch``, each LUT is replaced by its batch-``batch`` LUT."""
     if batch is not None and not luts:
         raise ConfigError("--batch chooses the LUTs' batch size: it needs --lut")
-    models = [LutLatencyModel.load(lut_for_batch(path, batch)) for path in luts]
+    models = [LutLatencyModel.load(path, batch) for path in luts]
     check_mixable({str(m.path): m.table for m in models})
     spaces = {m.space.name for m in models} | ({space} if space else set())
     if not spaces:
