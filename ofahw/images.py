@@ -30,7 +30,9 @@ class ImageFolder:
         if unknown:
             raise UserError(f"image folder {root} has classes the reference folder lacks: {sorted(unknown)[:5]}")
         index = {c: i for i, c in enumerate(self.classes)}
-        self.samples = [(p, index[c]) for c in found for p in sorted((self.root / c).iterdir()) if p.suffix in SUFFIXES]
+        # absolute paths: a Ray worker reads them from another working directory
+        absolute = self.root.resolve()
+        self.samples = [(p, index[c]) for c in found for p in sorted((absolute / c).iterdir()) if p.suffix in SUFFIXES]
         if limit:
             self.samples = self._evenly(limit)
         if not self.samples:

@@ -26,7 +26,7 @@ def test_target_from_targets_folder_and_from_path(in_tmp):
     assert target.options["threads"] == 2 and target.protocol.statistic == "median"
     other = write_yaml(in_tmp / "elsewhere" / "mine.yaml", "name: laptop\nkind: cpu\n")
     assert load_target(str(other)).name == "laptop"
-    names = {name for name, _, _ in list_targets()}
+    names = {t.name for t in list_targets()}
     assert {"cpu", "cpu2"} <= names
 
 

@@ -13,9 +13,25 @@ from ofahw.lut.steadiness import Steadiness
 def targets_list(args) -> int:
     from ofahw.measure import list_targets
 
-    rows = [{"name": n, "kind": k, "source": s} for n, k, s in list_targets()]
-    emit(args, {"targets": rows}, [f"{r['name']:<16} {r['kind']:<8} {r['source']}" for r in rows])
+    entries = list_targets()
+    if args.ray is None:
+        rows = [{"name": t.name, "kind": t.kind, "source": t.source} for t in entries]
+        emit(args, {"targets": rows}, [f"{r['name']:<16} {r['kind']:<8} {r['source']}" for r in rows])
+        return 0
+    from ofahw.cluster import target_placements
+
+    rows = target_placements(entries, args.ray)
+    emit(args, {"cluster": args.ray, "targets": rows}, [f"{r['name']:<16} {r['kind']:<8} {_placement_text(r)}" for r in rows])
     return 0
+
+
+def _placement_text(row: dict) -> str:
+    if row["resources"] is None:
+        return "no ray section: measured on the node ofahw runs on"
+    if not row["nodes"]:
+        return f"needs {row['resources']}: NO node of the cluster offers that"
+    nodes = ", ".join(f"{n['host']} ({n['address']}, node {n['node_id'][:12]})" for n in row["nodes"])
+    return f"needs {row['resources']}: placeable on {nodes}"
 
 
 def targets_check(args) -> int:
@@ -44,6 +60,10 @@ def profile(args) -> int:
 
     space = get_space(args.space)
     targets = [load_target(spec, args.accept_host_key) for spec in args.target]
+    if args.ray is not None:
+        from ofahw.cluster import place_targets
+
+        targets = place_targets(targets, args.ray, args.ray_wait)
     samples = args.samples if args.samples is not None else (30 if args.sources or args.fast else 100)
     outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
@@ -92,6 +112,8 @@ def _profile_summary(result, target, space) -> tuple[dict, list[str]]:
         f"LUT written: {result.path} (+ {result.path.with_suffix('.json').name})",
         f"target {target.name}: {device.get('model') or device.get('cpu_model', '')}, {target.options}; space {space.name}; "
         f"resolutions {table.resolutions}; LUT statistic {table.statistic}",
+        *([f"measured on Ray node {node['host']} ({node['address']}, node id {node['node_id']})"]
+          if (node := device.get("ray_node")) else []),
         f"runtime {device.get('runtime')} {device.get('runtime_version')}, precision {table.precision}, batch {table.batch}"
         + (f"; models quantized: {table.quantization['weights']} weights, {table.quantization['calibration']}"
            if table.quantization else ""),

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     targets = sub.add_parser("targets", help="list target devices, or check that one works")
     tsub = targets.add_subparsers(title="targets commands", metavar="ACTION")
     p = tsub.add_parser("list", help="targets found in ./targets, the user config folder, and the built-ins")
+    _ray(p, "also show which nodes of the Ray cluster at ADDRESS can place each target (its file's ray resources)")
     _json(p)
     p.set_defaults(func=commands.targets_list)
     p = tsub.add_parser("check", help="open a target, time a tiny model on it, print its device facts")
@@ -106,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="sources", action="append", default=[], metavar="LUT",
                    help="transfer from this LUT (repeatable): measure only a designed set of whole subnets on the target")
     p.add_argument("--until", metavar="'mape<=3%%'", help="with --from: stop once the cross-validated MAPE reaches this")
+    _ray(p, "measure each target in an actor on the cluster node offering its file's ray resources (a target without "
+            "them: this node; targets of one device take turns); the journal, LUT and predictor stay here")
+    p.add_argument("--ray-wait", type=_non_negative, default=0.0, metavar="SECONDS",
+                   help="with --ray: when a target's node is lost, wait this long for it to come back (default: stop at once, "
+                   "progress saved)")
     p.add_argument("--energy", action="store_true", help="also measure energy per inference of every item with the target's "
                    "power sensor (as `energy: true` in its file); none readable: one line saying what was looked for")
     p.add_argument("--fast", action="store_true", help="measure a fifth of the blocks (spread over each stage) and 30 "
@@ -213,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download the zoo weights if they are not cached")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", required=True, help="folder for accuracy.jsonl, probs/ and labels.npy")
+    _ray(p, "evaluate on the Ray cluster at ADDRESS: workers (one per GPU, else --workers) load the supernet once and take "
+            "one subnet at a time; --data, --calib and --weights must be at the same paths on every node")
+    p.add_argument("--workers", type=int, help="with --ray on CPUs: workers to start (default: as many as the cluster's CPUs hold)")
+    p.add_argument("--worker-cpus", type=int, default=1, help="with --ray on CPUs: CPUs (and torch threads) per worker "
+                   "(default: %(default)s)")
     _json(p)
     p.set_defaults(func=search_cmd.evaluate, interrupted=lambda args: "finished subnets are saved in accuracy.jsonl "
                    "and probs/; rerun the same command to resume")
@@ -306,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(func=commands.lut_import)
     return parser
+
+
+def _ray(p, text: str) -> None:
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS", help=text + "; ADDRESS: auto (default: the cluster "
+                   "`ray start` runs here), local (this machine alone, for this command), or HOST:PORT of the head node")
 
 
 def _json(p: argparse.ArgumentParser) -> None:

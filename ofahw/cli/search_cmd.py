@@ -145,8 +145,17 @@ def evaluate(args) -> int:
     weights = Path(args.weights) if args.weights else fetch_weights(space.name, download=args.download)
     data = ImageFolder(args.data, limit=args.limit)
     calibration = ImageFolder(args.calib or args.data, limit=args.calib_images)
-    records = evaluate_subnets(space, configs, weights, data, calibration, out, batch_size=args.batch_size, log=progress_line)
-    lines = [f"{len(records)} subnets evaluated on {len(data)} images of {args.data}; wrote {out / 'accuracy.jsonl'}, "
+    if args.ray is not None:
+        from ofahw.cluster import evaluate_on_ray
+
+        records = evaluate_on_ray(space, configs, weights, data, calibration, out, args.ray, workers=args.workers,
+                                  worker_cpus=args.worker_cpus, batch_size=args.batch_size, log=progress_line)
+    elif args.workers is not None:
+        raise UserError("--workers sets the Ray workers of --ray; without --ray subnets are evaluated here, one at a time")
+    else:
+        records = evaluate_subnets(space, configs, weights, data, calibration, out, batch_size=args.batch_size, log=progress_line)
+    where = f"on the Ray cluster {args.ray}" if args.ray is not None else "here"
+    lines = [f"{len(records)} subnets evaluated {where} on {len(data)} images of {args.data}; wrote {out / 'accuracy.jsonl'}, "
              f"{out / 'probs'}/ and {out / 'labels.npy'}",
              *(f"  {r['config_hash']} r={r['r']}: top-1 {r['top1']:.4f}, top-5 {r['top5']:.4f} (measured)" for r in records)]
     emit(args, {"out": str(out), "records": records}, lines)

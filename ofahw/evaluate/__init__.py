@@ -3,8 +3,9 @@ statistics recalibrated first (as OFA requires), and per-sample class probabilit
 float16 memory-mapped tables for the ensembles."""
 
 from ofahw.evaluate.configs import read_configs
-from ofahw.evaluate.run import evaluate_subnets
+from ofahw.evaluate.run import Evaluation, EvaluationOutputs, Evaluator, evaluate_subnets, progress_text
 from ofahw.images import ImageFolder, load_image
 from ofahw.space import recalibrate_batchnorm
 
-__all__ = ["ImageFolder", "evaluate_subnets", "load_image", "read_configs", "recalibrate_batchnorm"]
+__all__ = ["Evaluation", "EvaluationOutputs", "Evaluator", "ImageFolder", "evaluate_subnets", "load_image", "progress_text",
+           "read_configs", "recalibrate_batchnorm"]

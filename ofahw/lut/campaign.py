@@ -217,6 +217,7 @@ class Campaign:
             bar.close()
             if self.energy is not None:
                 self._measure_energy(todo, energies, journal)
+            device = {**device, **self.target.where_measured()}
         new_rows = [self._row(i, rounds[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
         wall = time.monotonic() - start

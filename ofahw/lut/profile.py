@@ -33,6 +33,10 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise UserError(f"--target names the same target twice: {names}")
+    unplaced = [t.name for t in targets if t.placement]
+    if unplaced:
+        raise UserError(f"target {unplaced[0]} is measured on the Ray node its file's ray section names: pass --ray [ADDRESS], "
+                        "or remove the section to measure it here")
     if len(targets) > 1 and out:
         raise UserError("--out names one LUT; with several targets each LUT goes to lut/TARGET.csv")
     batches = list(batches)
@@ -76,14 +80,15 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
 
 
 def run_campaigns(campaigns: list[Campaign]) -> list:
-    """Run campaigns, each remote target's concurrently with the others'; those on this machine one
-    after another, since measuring two local targets at once would perturb both, and a target's own
-    campaigns (several batch sizes) one after another. Returns each result or its exception."""
+    """Run campaigns, each remote target's (SSH, or placed on a Ray node) concurrently with the
+    others'; those on this machine one after another, since measuring two local targets at once would
+    perturb both, and a target's own campaigns (several batch sizes) one after another. Returns each
+    result or its exception."""
     from concurrent.futures import ThreadPoolExecutor
 
     groups: dict[int, list[Campaign]] = {}
     for c in campaigns:
-        groups.setdefault(id(c.target) if c.target.kind == "ssh" else 0, []).append(c)
+        groups.setdefault(0 if c.target.on_this_machine else id(c.target), []).append(c)
     outcomes: dict[int, object] = {}
 
     def run_group(group):

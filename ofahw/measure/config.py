@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -22,7 +23,8 @@ TARGET_KINDS = {
     "ort-gpu": "ofahw.measure.gpu:OnnxruntimeGpuTarget",
 }
 BUILTIN = {"cpu": {"kind": "cpu", "description": "this machine's CPU through onnxruntime (built in)"}}
-TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh", "energy"}
+TOP_LEVEL_KEYS = {"name", "kind", "description", "runtime", "protocol", "ssh", "energy", "ray"}
+RAY_KEYS = {"resources", "concurrent"}
 
 
 def search_path() -> list[Path]:
@@ -51,7 +53,7 @@ def resolve(spec: str) -> tuple[str, dict, str]:
                 return _load_file(path)
     if spec in BUILTIN:
         return spec, dict(BUILTIN[spec]), "built in"
-    known = sorted({name for name, _, _ in list_targets()})
+    known = sorted({t.name for t in list_targets()})
     raise TargetError(f"unknown target '{spec}' (known: {', '.join(known)}; or give a path to a YAML file)")
 
 
@@ -76,7 +78,23 @@ def _load_file(path: Path) -> tuple[str, dict, str]:
             raise TargetError(f"target file {path}: '{section}' must be a mapping")
     if data.get("energy") is not None and not isinstance(data["energy"], (bool, dict)):
         raise TargetError(f"target file {path}: 'energy' must be true, false or a mapping (sensor, rails, window_s)")
+    if data.get("ray") is not None:
+        _check_ray(path, data["ray"])
     return str(data.get("name") or path.stem), data, str(path)
+
+
+def _check_ray(path: Path, section) -> None:
+    """A ``ray`` section: ``resources`` (name -> positive amount; CPU and GPU among them) that the node
+    measuring this target must offer, and ``concurrent`` (may measure while other targets of that
+    device do)."""
+    if not isinstance(section, dict) or set(section) - RAY_KEYS or not isinstance(section.get("resources"), dict):
+        raise TargetError(f"target file {path}: 'ray' must be a mapping with 'resources' (a mapping of Ray resource names "
+                          f"to amounts) and optionally 'concurrent'")
+    for name, amount in section["resources"].items():
+        if not isinstance(name, str) or isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            raise TargetError(f"target file {path}: ray resource {name!r} needs a positive amount, got {amount!r}")
+    if not isinstance(section.get("concurrent", False), bool):
+        raise TargetError(f"target file {path}: ray 'concurrent' must be true or false")
 
 
 def load_target(spec: str, accept_host_key: bool = False) -> Target:
@@ -98,19 +116,29 @@ def load_target(spec: str, accept_host_key: bool = False) -> Target:
     target.description = data.get("description", "")
     energy = data.get("energy")
     target.energy = {} if energy is True else (energy or None)
+    target.placement = data.get("ray")
     return target
 
 
-def list_targets() -> list[tuple[str, str, str]]:
-    """(name, kind, source) of every target found on the search path, then the built-ins."""
-    found: dict[str, tuple[str, str, str]] = {}
+class TargetEntry(NamedTuple):
+    """A target found on the search path (or built in), unopened."""
+
+    name: str
+    kind: str
+    source: str  # its file, "built in", or why the file is invalid
+    placement: dict | None = None  # the file's ``ray`` section
+
+
+def list_targets() -> list[TargetEntry]:
+    """Every target found on the search path, then the built-ins."""
+    found: dict[str, TargetEntry] = {}
     for folder in search_path():
         for path in sorted(folder.glob("*.y*ml")) if folder.is_dir() else []:
             try:
                 name, data, source = _load_file(path)
-                found.setdefault(name, (name, data["kind"], source))
+                found.setdefault(name, TargetEntry(name, data["kind"], source, data.get("ray")))
             except TargetError as exc:
-                found.setdefault(path.stem, (path.stem, "invalid", str(exc)))
+                found.setdefault(path.stem, TargetEntry(path.stem, "invalid", str(exc)))
     for name, data in BUILTIN.items():
-        found.setdefault(name, (name, data["kind"], "built in"))
+        found.setdefault(name, TargetEntry(name, data["kind"], "built in"))
     return list(found.values())

@@ -99,6 +99,7 @@ class SshTarget(Target):
         self._uploaded: dict[str, str] = {}  # local path -> remote path
 
     batch_size = 16
+    on_this_machine = False
 
     @classmethod
     def from_config(cls, name: str, data: dict, protocol: Protocol, accept_host_key: bool = False, **flags) -> SshTarget:
@@ -109,6 +110,10 @@ class SshTarget(Target):
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "host": self._resolved()["hostname"], "user": self._resolved().get("user")}
+
+    def device_key(self) -> str:
+        settings = self._resolved()
+        return f"ssh {settings['hostname']}:{settings['port']}"
 
     # -- connection ---------------------------------------------------------------------------
     def _resolved(self) -> dict:

@@ -46,10 +46,12 @@ class Target(ABC):
     precisions: ClassVar[tuple[str, ...]] = ()  # values of the ``precision`` option, where the target has one
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
+    on_this_machine: ClassVar[bool] = True  # measures this machine (so never at once with another such target)
     source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
     description: str = ""
     calibration: str | None = None  # image folder that calibrates int8 models (``--calib``); else random inputs
     energy: dict | None = None  # the target file's ``energy`` section: sensor (auto, rapl, nvml, hwmon, ...), rails
+    placement: dict | None = None  # the target file's ``ray`` section: resources of the node it is measured on
 
     def __init__(self, name: str, options: dict | None = None, protocol: Protocol | None = None):
         options = dict(options or {})
@@ -70,6 +72,10 @@ class Target(ABC):
     def describe_runtime(self) -> str:
         """The runtime in words, for messages."""
         return f"kind {self.kind}"
+
+    def device_key(self) -> str:
+        """The device this target measures, as a name: two targets with one key share a device."""
+        return "this machine"
 
     @property
     def precision(self) -> str:
@@ -104,6 +110,12 @@ class Target(ABC):
     @abstractmethod
     def metadata(self) -> dict:
         """Device and runtime facts recorded with every LUT (model, cores, versions, clocks)."""
+
+    def where_measured(self) -> dict:
+        """Where this session's measurements ran, where only the end of a session knows (a target
+        placed on a Ray node: the node, or the nodes after one was lost and came back); recorded with
+        the metadata."""
+        return {}
 
     @abstractmethod
     def _prepare(self, artifact: Artifact) -> Prepared:

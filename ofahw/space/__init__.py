@@ -23,13 +23,15 @@ def space_names() -> list[str]:
     return list(_SPACES)
 
 
-def get_space(name: str) -> Space:
-    """The space registered as ``name`` (one shared instance per process)."""
+def get_space(name: str, resolutions: tuple[int, ...] | None = None) -> Space:
+    """The space registered as ``name`` (one shared instance per process), or with ``resolutions``
+    where they differ from the registered ones."""
     if name not in _SPACES:
         raise UserError(f"unknown space '{name}' (known: {', '.join(_SPACES)})")
     if name not in _cache:
         _cache[name] = _SPACES[name]()
-    return _cache[name]
+    space = _cache[name]
+    return space if resolutions is None or tuple(resolutions) == space.resolutions else space.with_resolutions(resolutions)
 
 
 __all__ = ["Gene", "Part", "Space", "MobileNetV3Space", "ProxylessSpace", "ResNet50Space",

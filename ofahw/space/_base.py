@@ -323,15 +323,35 @@ class Space(ABC):
         config = self.canonical(config)
         if weights is None:
             net_config = self.net_config(config)
-            net = ofa_modules().static.get_net_by_name(net_config["name"]).build_from_config(net_config)
-        else:
-            from ofahw.space.weights import load_state_dict
+            return ofa_modules().static.get_net_by_name(net_config["name"]).build_from_config(net_config).eval()
+        return self.cut_subnet(self.load_supernet(weights), config)
 
-            supernet = self._make_supernet()
-            try:
-                supernet.load_state_dict(load_state_dict(weights))
-            except (RuntimeError, ValueError, AssertionError, KeyError) as exc:
-                raise UserError(f"weights {weights} do not fit space {self.name}: {str(exc).splitlines()[0]}") from None
-            supernet.set_active_subnet(**{k: v for k, v in config.items() if k != "r"})
-            net = supernet.get_active_subnet(preserve_weight=True)
-        return net.eval()
+    def load_supernet(self, weights):
+        """A supernet of this space with the checkpoint ``weights`` (a path) loaded; cut subnets from
+        it with :meth:`cut_subnet` (several subnets, one load)."""
+        from ofahw.space.weights import load_state_dict
+
+        supernet = self._make_supernet()
+        try:
+            supernet.load_state_dict(load_state_dict(weights))
+        except (RuntimeError, ValueError, AssertionError, KeyError) as exc:
+            raise UserError(f"weights {weights} do not fit space {self.name}: {str(exc).splitlines()[0]}") from None
+        return supernet
+
+    def cut_subnet(self, supernet, config: Mapping):
+        """The subnet ``config`` of a loaded supernet, with its own copy of the weights, in eval mode."""
+        config = self.canonical(config)
+        supernet.set_active_subnet(**{k: v for k, v in config.items() if k != "r"})
+        return supernet.get_active_subnet(preserve_weight=True).eval()
+
+    def __reduce__(self):
+        """Pickled by name and resolutions (a Ray worker gets the space its process registers, not a
+        copy of the supernet)."""
+        from ofahw.space import get_space
+
+        return get_space, (self.name, self.resolutions)
+
+    def __copy__(self) -> Space:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
