@@ -128,7 +128,7 @@ def test_run_campaigns_measures_local_targets_one_after_another():
 
     class Stand:
         def __init__(self, name, kind, fail=False):
-            self.target, self.fail = SimpleNamespace(name=name, kind=kind), fail
+            self.target, self.fail = SimpleNamespace(name=name, kind=kind, on_this_machine=kind != "ssh"), fail
 
         def run(self):
             with lock:

@@ -287,3 +287,13 @@ def test_ray_missing_is_one_line(tmp_path, monkeypatch, capsys, images, weights)
     assert main([*evaluate_argv(configs_file(tmp_path, 1, seed=4), images, weights, tmp_path / "o"), "--ray"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "needs the Python package ray" in err and "pip install" in err
+
+
+def test_bad_ray_arguments(tmp_path, images, weights, capsys):
+    configs = configs_file(tmp_path, 1, seed=5)
+    for extra, message in ((["--ray", "nowhere"], "--ray takes auto, local or HOST:PORT"),
+                           (["--workers", "2"], "--workers sets the Ray workers of --ray")):
+        assert main([*evaluate_argv(configs, images, weights, tmp_path / "o"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err, err
+    assert not (tmp_path / "o" / "accuracy.jsonl").exists()

@@ -22,6 +22,10 @@ def connect(address: str = "auto"):
     """Join the cluster at ``address`` and return the ``ray`` module: ``auto`` (the cluster that
     ``ray start`` runs on this machine), ``local`` (a cluster of this machine alone, for this
     command only), or HOST:PORT of a head node's GCS."""
+    if address not in ("auto", "local"):
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--ray takes auto, local or HOST:PORT, got {address!r}")
     ray = require_ray()
     if ray.is_initialized():
         return ray
@@ -30,7 +34,7 @@ def connect(address: str = "auto"):
         ray.init(include_dashboard=False, **options)
         return ray
     if address != "auto":
-        _check_reachable(address)
+        _check_reachable(host, int(port))
     try:
         ray.init(address=address, **options)
     except ConnectionError as exc:
@@ -40,15 +44,12 @@ def connect(address: str = "auto"):
     return ray
 
 
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
+def _check_reachable(host: str, port: int, timeout: float = 5.0) -> None:
     """Ray retries an unreachable head node for minutes; one TCP connection says it at once."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--ray takes auto, local or HOST:PORT, got {address!r}")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
-        raise UserError(f"cannot reach a Ray head node at {address}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot reach a Ray head node at {host}:{port}: {exc.strerror or exc}") from None
 
 
 def placement_options(resources: dict) -> dict:
