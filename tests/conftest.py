@@ -40,6 +40,32 @@ def profiled_lut(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """A checkpoint of the w1.0 supernet at a seeded random initialisation (no OFA weights can be downloaded here)."""
+    import torch
+
+    from ofahw.space import get_space
+
+    path = tmp_path_factory.mktemp("weights") / "supernet.pth"
+    torch.manual_seed(0)
+    torch.save({"state_dict": get_space(SPACE)._make_supernet().state_dict()}, path)
+    return path
+
+
+def make_images(root: Path, classes: int, per_class: int, size=lambda i: (40 + 8 * i, 48)) -> Path:
+    """An image folder ``root/n0<c>/<i>.png`` of random pixels, image i of a class ``size(i)`` (height, width)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(1, classes + 1):
+        (root / f"n0{c}").mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, size=(*size(i), 3), dtype=np.uint8)).save(root / f"n0{c}" / f"{i}.png")
+    return root
+
+
 def write_yaml(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

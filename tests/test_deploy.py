@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import RESOLUTION, SPACE
+from conftest import RESOLUTION, SPACE, make_images
 
 from ofahw.cli.main import main
 from ofahw.errors import UserError
@@ -86,24 +86,8 @@ def test_cli_pick(front, capsys):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "supernet.pth"
-    torch.manual_seed(0)
-    torch.save({"state_dict": get_space(SPACE)._make_supernet().state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("calib")
-    rng = np.random.default_rng(0)
-    for c in ("n01", "n02"):
-        (root / c).mkdir()
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, size=(150, 160, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
+    return make_images(tmp_path_factory.mktemp("calib"), classes=2, per_class=3, size=lambda i: (150, 160))
 
 
 def ofa_subnet(weights, config):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import make_images
 
 from ofahw.cli.main import main
 from ofahw.evaluate import ImageFolder, load_image, recalibrate_batchnorm
@@ -17,20 +17,7 @@ SPACE = "ofa-mbv3-w1.0"
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for c in ("n01", "n02", "n03"):
-        (root / c).mkdir()
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, size=(40 + 8 * i, 48, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "supernet.pth"
-    torch.save({"state_dict": get_space(SPACE)._make_supernet().state_dict()}, path)
-    return path
+    return make_images(tmp_path_factory.mktemp("images"), classes=3, per_class=3)
 
 
 def test_transform_and_folder(images):

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import ray
 import torch
-from conftest import FAST, RESOLUTION, SPACE, write_yaml
-from PIL import Image
+from conftest import FAST, RESOLUTION, SPACE, make_images, write_yaml
 from ray.cluster_utils import Cluster
 
 from ofahw.cli.main import main
@@ -50,21 +49,7 @@ def second_node(cluster):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    for c in ("n01", "n02", "n03"):
-        (root / c).mkdir()
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, size=(40 + 8 * i, 48, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "supernet.pth"
-    torch.manual_seed(0)
-    torch.save({"state_dict": get_space(SPACE)._make_supernet().state_dict()}, path)
-    return path
+    return make_images(tmp_path_factory.mktemp("images"), classes=3, per_class=4)
 
 
 def configs_file(folder: Path, n: int, seed: int) -> Path:
