@@ -29,7 +29,7 @@ def connect(address: str = "auto"):
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    options = {"logging_level": "warning", "log_to_driver": False, "configure_logging": True}
+    options = {"logging_level": "error", "log_to_driver": False, "configure_logging": True}
     if address == "local":
         ray.init(include_dashboard=False, **options)
         return ray
