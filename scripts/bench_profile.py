@@ -156,6 +156,15 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
     print(f"held-out vs uncalibrated block sum: MAPE {raw_fid['mape'] * 100:.1f}%, within ±10% {raw_fid['within_10pct'] * 100:.1f}%")
     print(f"repeat error, same {len(configs)} subnets measured in a second process: median |ratio-1| "
           f"{np.median(repeat) * 100:.2f}% (goal <= 3%), p90 {np.percentile(repeat, 90) * 100:.2f}%, max {repeat.max() * 100:.2f}%")
+    # The ceiling of any predictor judged against one process's measurements: the other process's own
+    # measurements of the same subnets, as they are and with the speed difference between the two
+    # processes (their median ratio) divided out.
+    ratio = float(np.median(second / measured))
+    raw, scaled = fidelity(measured, second), fidelity(measured, second / ratio)
+    print(f"noise ceiling, the second process's measurements scored as a prediction of the first's: within ±5% "
+          f"{raw['within_5pct'] * 100:.1f}%, ±10% {raw['within_10pct'] * 100:.1f}%, Kendall tau {raw['kendall_tau']:.3f}; "
+          f"with their median ratio {ratio:.3f} divided out: within ±5% {scaled['within_5pct'] * 100:.1f}%, "
+          f"±10% {scaled['within_10pct'] * 100:.1f}%")
     if "energy_mj" in held_out["first"][0]:
         report_energy(model, held_out, table)
 
