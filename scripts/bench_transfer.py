@@ -5,7 +5,9 @@ For each target T whose full profile and held-out measurements `scripts/bench_pr
 --dir (T.csv and T-heldout.json: fresh subnets never used in fitting, measured on T): transfer from
 the source LUT to T with 10, 20, 30, 50 designed networks measured on T, and report the held-out
 fidelity of the transferred LUT and its device time against T's full profile. `--fast T` also runs
-a fast profile of T without a source.
+a fast profile of T without a source. The "same session" lines fit the same mapping on n of the full
+profile's own networks, measured in the session that measured the held-out subnets: the gap between
+them and the transfer lines is the machine's speed moving between two sessions, not the mapping.
 
 Goals (issue 14), on every pair with <= 30 whole-network measurements (<= 5% of a full profile's
 device time): within ±10% >= 99%, within ±5% >= 90%, Kendall tau >= 0.95; --fast alone: <= 25% of the
@@ -28,7 +30,7 @@ import numpy as np
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
-from ofahw.lut.transfer import TransferCampaign
+from ofahw.lut.transfer import TransferCampaign, fit_mapping
 from ofahw.measure import load_target
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
@@ -58,6 +60,28 @@ def fidelity_line(name: str, what: str, table: LatencyTable, path: Path, space, 
             f"tau {f['kendall_tau']:.3f}  MAPE {f['mape'] * 100:5.2f}%  device {spent:6.1f} s = {spent / full_s:6.1%} of the full profile")
 
 
+def same_session_lines(source: LatencyTable, source_path: str, space, full: LatencyTable, counts: list[int], configs, measured,
+                       repeats: int = 5) -> list[str]:
+    """The transfer mapping fitted on n of the networks the target's full profile measured, in the same
+    session as its held-out subnets (no measuring): what the mapping reaches when the machine's speed
+    does not move between fitting and checking; n random networks, ``repeats`` draws, mean figures."""
+    networks = [r for r in full.networks if r["settled"]]
+    out = []
+    for n in counts:
+        scores = []
+        for seed in range(repeats):
+            picks = np.random.default_rng(seed).choice(len(networks), min(n, len(networks)), replace=False)
+            chosen = [networks[i] for i in picks]
+            mapping = fit_mapping(source, source_path, space, [r["config"] for r in chosen],
+                                  np.array([r["value_ms"] for r in chosen]), seed)
+            scores.append(latency_fidelity(measured, mapping.predict(source, space, configs)))
+        mean = {k: float(np.mean([f[k] for f in scores])) for k in ("within_5pct", "within_10pct", "kendall_tau", "mape")}
+        out.append(f"  {'':<14} {'same session, ' + str(n) + ' networks (mapping)':<36} ±5% {mean['within_5pct'] * 100:5.1f}%  "
+                   f"±10% {mean['within_10pct'] * 100:5.1f}%  tau {mean['kendall_tau']:.3f}  MAPE {mean['mape'] * 100:5.2f}%  "
+                   f"(fitted on the full profile's networks, mean of {repeats} draws; nothing measured)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
@@ -68,6 +92,8 @@ def main() -> None:
     parser.add_argument("--fast", default="openvino", help="targets to fast-profile too, comma-separated (default: %(default)s; "
                         "'' for none)")
     parser.add_argument("--out", default="runs/bench-transfer")
+    parser.add_argument("--same-session-only", action="store_true", help="print only the same-session lines (the mapping "
+                        "fitted on the full profile's own networks), measuring nothing")
     args = parser.parse_args()
 
     folder, out = Path(args.dir), Path(args.out)
@@ -82,6 +108,9 @@ def main() -> None:
         lines.append(f"target {name} ({full.deployment['runtime']} {full.deployment['precision']}, batch {full.batch}): full profile "
                      f"{len(full.rows)} items, device {full_s:.0f} s; held-out {len(configs)} fresh subnets measured on it")
         lines.append(fidelity_line(name, "full profile", full, folder / f"{name}.csv", space, configs, measured, full_s))
+        lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured))
+        if args.same_session_only:
+            continue
         target = load_target(name)
         path = out / f"{name}-from-{Path(args.source).stem}.csv"
         print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)

@@ -140,6 +140,8 @@ def test_profile_on_the_node_offering_the_resource(cluster, tmp_path, capsys):
     # without --ray, a target placed on a node is refused rather than measured here
     assert main([a for a in profile_argv(target, tmp_path / "here.csv") if a != "--ray"]) == 2
     assert "pass --ray" in capsys.readouterr().err and not (tmp_path / "here.csv").exists()
+    assert main(["targets", "check", "--target", str(target)]) == 2  # nor does any other command measure it here
+    assert "ofahw profile --ray" in capsys.readouterr().err
 
 
 def test_two_targets_one_pinned_one_here(cluster, tmp_path, capsys):

@@ -46,6 +46,11 @@ def test_repository_cpu_target_file_is_valid():
     ("kind: cpu\nruntime: {graph_optimization: max}\n", "graph_optimization must be one of"),
     ("kind: cpu\nprotocol: {statistic: p50}\n", "bad protocol"),
     ("kind: cpu\nprotocol: 3\n", "'protocol' must be a mapping"),
+    ("kind: cpu\nray: {node: a}\n", "'ray' must be a mapping with 'resources'"),
+    ("kind: cpu\nray: {resources: [a]}\n", "'ray' must be a mapping with 'resources'"),
+    ("kind: cpu\nray: {resources: {lab-a/jetson: 0}}\n", "needs a positive amount"),
+    ("kind: cpu\nray: {resources: {lab-a/jetson: true}}\n", "needs a positive amount"),
+    ("kind: cpu\nray: {resources: {lab: 1}, concurrent: maybe}\n", "'concurrent' must be true or false"),
 ])
 def test_malformed_target_files(in_tmp, text, message):
     path = write_yaml(in_tmp / "targets" / "bad.yaml", text)

@@ -11,7 +11,8 @@ from ofahw.cli.main import main
 from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import journal_path
-from ofahw.lut.transfer import TransferCampaign, design, parse_until
+from ofahw.lut.predictors import PartFeatures
+from ofahw.lut.transfer import TransferCampaign, design, fit_mapping, parse_until
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -48,6 +49,17 @@ def test_the_designed_set_is_deterministic_and_spread(profiled_lut):
     assert [space.config_hash(c) for c in other] != [space.config_hash(c) for c in first]
     flops = np.array([space.flops(c) for c in first])
     assert flops[:4].max() / flops[:4].min() > 1.5  # the first few already span the range
+
+
+def test_a_mapping_recovers_a_known_scaling_and_predicts_networks(profiled_lut):
+    """Networks on a device twice as slow per block, with 0.05 ms more per part: the mapping finds it and predicts them."""
+    space, source = get_space(SPACE), LatencyTable.read(profiled_lut)
+    configs = space.sample(20, np.random.default_rng(3), [RESOLUTION])
+    features = PartFeatures(source, space)(configs)
+    y = 2.0 * features[:, :-1].sum(axis=1) + 0.05 * features[:, -1]
+    mapping = fit_mapping(source, str(profiled_lut), space, configs, y)
+    assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-3)
+    assert all(abs(scale - 2.0) < 0.01 for scale in mapping.group_scale.values()) and abs(mapping.overhead_ms - 0.05) < 0.005
 
 
 def test_a_poor_proxy_is_reported(profiled_lut, tmp_path):

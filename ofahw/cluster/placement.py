@@ -37,6 +37,7 @@ class TargetHost:
     """Runs in a Ray actor on the target's node: holds the real target and measures what it is sent."""
 
     def __init__(self, target: Target, lock: bool):
+        target.placement = None  # this actor is its placement: here it measures
         self.target = target
         self.files = Path(tempfile.mkdtemp(prefix="ofahw-models-"))
         name = hashlib.sha256(target.device_key().encode()).hexdigest()[:16]

@@ -55,6 +55,14 @@ class Mapping:
     def block_value(self, key: str, source_ms: float) -> float:
         return max(self.group_scale[group_label(key)] * source_ms + self.overhead_ms, 1e-6)
 
+    def predict(self, source: LatencyTable, space, configs: list[dict]) -> np.ndarray:
+        """Whole-network latency (ms) on the new device the mapping itself gives: the mapped source
+        blocks summed, plus its intercept."""
+        features = PartFeatures(source, space)
+        X = features(configs)
+        scales = np.array([self.group_scale[g] for g in features.labels])
+        return self.intercept_ms + X[:, :-1] @ scales + self.overhead_ms * X[:, -1]
+
 
 def _design_matrix(features: np.ndarray, model: str) -> np.ndarray:
     """Columns the mapping is linear in: total source latency (or per group) and the part count."""

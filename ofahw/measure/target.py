@@ -95,6 +95,10 @@ class Target(ABC):
         return quantized_onnx(Path(artifact.onnx()), artifact.input_shape, quantization)
 
     def __enter__(self) -> Target:
+        if self.placement:
+            raise TargetError(f"target '{self.name}' is measured on the Ray cluster node its file's ray section names, and this "
+                              "command measures here: profile it with `ofahw profile --ray`, or remove the section to measure "
+                              "it here")
         self.open()
         return self
 
