@@ -79,6 +79,31 @@ def require_offered(ray, resources: dict, what: str) -> None:
     raise UserError(f"{what} needs {resources} on one node, and no node of the cluster offers that much")
 
 
+def get(ray, ref, timeout: float | None = None):
+    """``ray.get`` with an error of ofahw's own raised in a worker raised here as itself (its one
+    line), not as Ray's task error with the worker's traceback."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, UserError):
+            raise type(exc.cause)(str(exc.cause)) from None
+        raise
+
+
+def check_version(node: dict, who: str) -> None:
+    """A worker's node (as :func:`this_node` and the ofahw version it runs) must run this ofahw version."""
+    here = __import__("ofahw").__version__
+    if node["version"] != here:
+        raise UserError(f"{who} {node['host']} runs ofahw {node['version']}, this driver {here}: install the same version "
+                        "on every node")
+
+
+def death_reason(exc) -> str:
+    """Why a Ray actor died, in one line (Ray's message says it in a line with "because")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if "because" in line), lines[0] if lines else type(exc).__name__)
+
+
 def this_node(ray) -> dict:
     """Where the calling Ray worker runs: host name, address, node id."""
     return {"host": socket.gethostname(), "address": ray.util.get_node_ip_address(),

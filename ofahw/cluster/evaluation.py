@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from ofahw.cluster.connect import connect, require_offered, this_node
+from ofahw.cluster.connect import check_version, connect, death_reason, get, require_offered, this_node
 from ofahw.errors import Incomplete, UserError
 from ofahw.evaluate import EvaluationOutputs, Evaluator, ImageFolder, progress_text
 from ofahw.space import Space
@@ -117,22 +117,20 @@ class _WorkerPool:
             if ref in self.starting:
                 worker = self.starting.pop(ref)
                 try:
-                    self.nodes[worker] = node = _unwrap(self.ray, ref)
+                    self.nodes[worker] = node = get(self.ray, ref)
                 except exceptions.RayActorError as exc:
-                    self._replace(f"a worker died while starting: {_reason(exc)}", log)
+                    self._replace(f"a worker died while starting: {death_reason(exc)}", log)
                     continue
-                if node["version"] != __import__("ofahw").__version__:
-                    raise UserError(f"worker on {node['host']} runs ofahw {node['version']}, this driver "
-                                    f"{__import__('ofahw').__version__}: install the same version on every node")
+                check_version(node, "worker on")
                 self.idle.append(worker)
                 continue
             worker, key, config = self.running.pop(ref)
             try:
-                result = _unwrap(self.ray, ref)
+                result = get(self.ray, ref)
             except exceptions.RayActorError as exc:
                 todo.appendleft((key, config))
                 where = self.nodes.pop(worker, {}).get("host", "?")
-                self._replace(f"worker on {where} lost ({_reason(exc)}); subnet {key} goes to another worker", log)
+                self._replace(f"worker on {where} lost ({death_reason(exc)}); subnet {key} goes to another worker", log)
                 continue
             record = outputs.write(result)
             self.idle.append(worker)
@@ -151,17 +149,3 @@ class _WorkerPool:
         for worker in [*self.starting.values(), *(w for w, _, _ in self.running.values()), *self.idle]:
             self.ray.kill(worker)
 
-
-def _unwrap(ray, ref):
-    """``ray.get`` with a worker's own UserError raised as itself (one line), not as Ray's task error."""
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, UserError):
-            raise UserError(str(exc.cause)) from None
-        raise
-
-
-def _reason(exc) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return next((line.strip() for line in lines if "because" in line), lines[0].strip() if lines else type(exc).__name__)

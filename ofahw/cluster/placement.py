@@ -7,6 +7,7 @@ targets from measuring it at the same time, unless a file says ``concurrent: tru
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import shutil
@@ -14,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ofahw.cluster.connect import nodes_offering, placement_options, require_offered, this_node
+from ofahw.cluster.connect import check_version, death_reason, get, nodes_offering, placement_options, require_offered, this_node
 from ofahw.errors import Incomplete, TargetError, UserError
 from ofahw.export import Artifact
 from ofahw.measure import Target
@@ -60,9 +61,7 @@ class TargetHost:
 
     def _device(self):
         """Exclusive use of the device on this node while measuring (a file lock, so across processes)."""
-        if self.lock_path is None:
-            return _NoLock()
-        return _FileLock(self.lock_path)
+        return contextlib.nullcontext() if self.lock_path is None else _FileLock(self.lock_path)
 
     def measure(self, models: list[ShippedModel], protocols: list) -> list:
         jobs = [(self._artifact(m), p) for m, p in zip(models, protocols, strict=True)]
@@ -95,14 +94,6 @@ class _FileLock:
         self.fh.close()
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
 class PlacedTarget(Target):
     """``target`` measured on the Ray node its ``placement`` (a file's ``ray`` section) names, or on
     the node ``node_id`` (a target without one: the driver's node, where it takes its turn on the
@@ -123,7 +114,8 @@ class PlacedTarget(Target):
         self.placement = None  # placed already (a target with a placement that is not placed is refused)
         self._open = False
         self._actor = None
-        self._sent: set[str] = set()
+        self._sent: set[str] = set()  # digests of the models the current actor has
+        self._digests: dict[tuple, str] = {}  # (path, mtime, size) -> SHA-256 of the file
         self.node: dict = {}  # where the actor runs now
         self.nodes: list[dict] = []  # every node it ran on (a lost node that came back is a new node)
         if node_id is None:
@@ -168,28 +160,28 @@ class PlacedTarget(Target):
             options = {"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False)}
         self._actor = self.ray.remote(TargetHost).options(**options, max_restarts=0).remote(self.inner, self.lock)
         self._sent = set()
-        try:
-            node = self.ray.get(self._actor.open.remote(), timeout=timeout)
-        except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayActorError):
+        try:  # a started actor that will not serve is not left behind
+            node = self._opened(timeout)
+            check_version(node, f"target '{self.name}': its Ray node")
+            if host is not None and node["host"] != host:
+                raise Incomplete(f"target '{self.name}': its node {host} was lost and {node['host']} now offers {self.resources}; "
+                                 "measurements of two devices are not mixed: progress is saved, rerun to resume there or wait "
+                                 f"for {host}")
+        except BaseException:
             self.ray.kill(self._actor)
-            raise Incomplete(f"target '{self.name}': no node offering {self.resources or self.node_id} took its measuring actor within "
-                             f"{timeout:.0f} s (is the device held by another job, or its node down?); rerun to resume") from None
-        except self.ray.exceptions.RayTaskError as exc:
-            self.ray.kill(self._actor)
-            if isinstance(exc.cause, UserError):
-                raise TargetError(f"target '{self.name}' on its Ray node: {exc.cause}") from None
             raise
-        if node["version"] != __import__("ofahw").__version__:
-            self.ray.kill(self._actor)
-            raise UserError(f"target '{self.name}': its Ray node {node['host']} runs ofahw {node['version']}, this driver "
-                            f"{__import__('ofahw').__version__}: install the same version on every node")
-        if host is not None and node["host"] != host:
-            self.ray.kill(self._actor)
-            raise Incomplete(f"target '{self.name}': its node {host} was lost and {node['host']} now offers {self.resources}; "
-                             "measurements of two devices are not mixed: progress is saved, rerun to resume there or wait "
-                             f"for {host}")
         self.node = node
         self.nodes.append(node)
+
+    def _opened(self, timeout: float) -> dict:
+        """The new actor opened on its node: where it runs (as :func:`this_node`, with its ofahw version)."""
+        try:
+            return get(self.ray, self._actor.open.remote(), timeout=timeout)
+        except (self.ray.exceptions.GetTimeoutError, self.ray.exceptions.RayActorError):
+            raise Incomplete(f"target '{self.name}': no node offering {self.resources or self.node_id} took its measuring actor "
+                             f"within {timeout:.0f} s (is the device held by another job, or its node down?); rerun to resume") from None
+        except UserError as exc:
+            raise TargetError(f"target '{self.name}' on its Ray node: {exc}") from None
 
     def _call(self, method: str, *args, ship=None):
         """``method`` on the actor; ``ship`` builds the arguments that hold models (rebuilt for a new
@@ -197,28 +189,27 @@ class PlacedTarget(Target):
         exceptions = self.ray.exceptions
         while True:
             try:
-                ref = getattr(self._actor, method).remote(*(ship() if ship else args))
-                return self.ray.get(ref)
+                return get(self.ray, getattr(self._actor, method).remote(*(ship() if ship else args)))
             except exceptions.RayActorError as exc:
                 lost = self.node
-                detail = next((line.strip() for line in str(exc).splitlines() if "because" in line), "its actor died")
                 if self.wait_s <= 0:
                     raise Incomplete(f"target '{self.name}': its Ray node {lost['host']} ({lost['node_id'][:12]}) was lost "
-                                     f"mid-profile ({detail}); what was measured is saved; rerun to resume (--ray-wait "
-                                     "SECONDS waits for the node instead)") from None
+                                     f"mid-profile ({death_reason(exc)}); what was measured is saved; rerun to resume "
+                                     "(--ray-wait SECONDS waits for the node instead)") from None
                 self._start(self.wait_s, host=lost["host"])
-            except exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, UserError):
-                    raise TargetError(str(exc.cause)) from None
-                raise
 
     def _ship(self, artifact: Artifact) -> ShippedModel:
+        """The artifact for the actor; its file is read and hashed once (each item is measured in several
+        rounds), and its bytes go only to an actor that has not had them."""
         path = Path(artifact.onnx())
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        first = digest not in self._sent
+        stat = path.stat()
+        seen = (str(path), stat.st_mtime_ns, stat.st_size)
+        if seen not in self._digests:
+            self._digests[seen] = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = self._digests[seen]
+        data = None if digest in self._sent else path.read_bytes()
         self._sent.add(digest)
-        return ShippedModel(artifact.key, tuple(artifact.input_shape), digest, data if first else None, artifact.torch)
+        return ShippedModel(artifact.key, tuple(artifact.input_shape), digest, data, artifact.torch)
 
     # -- the Target interface ----------------------------------------------------------------
     def open(self) -> None:
