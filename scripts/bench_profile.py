@@ -90,16 +90,25 @@ def profile_and_hold_out(args, space, target, resolutions: list[int], heldout_fi
     rng = np.random.default_rng(12345)
     held_out = [c for c in space.sample(args.held_out * 2, rng, resolutions) if space.config_hash(c) not in lut_networks]
     held_out = held_out[: args.held_out]
-    print(f"[2/3] measuring {len(held_out)} held-out random subnets in this process", flush=True)
-    first = measure(space.name, args.target, held_out, seed=3, batch=args.batch, energy=energy)
+    # The LUT's sentinels are measured among the held-out subnets: this process's speed against the
+    # profile's, as `ofahw reprofile` measures it.
+    by_key = {r["key"]: r["config"] for r in result.table.networks}
+    sentinels = [by_key[k] for k in result.table.sentinels]
+    measured_configs = held_out + sentinels
+    print(f"[2/3] measuring {len(held_out)} held-out random subnets and the LUT's {len(sentinels)} sentinels in this process",
+          flush=True)
+    first = measure(space.name, args.target, measured_configs, seed=3, batch=args.batch, energy=energy)
 
     print("[3/3] measuring them again in a second process", flush=True)
     job = Path(args.out).with_name(Path(args.out).stem + "-remeasure.json")
-    job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": held_out, "batch": args.batch,
+    job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": measured_configs, "batch": args.batch,
                                "energy": energy}))
     subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
+    second = json.loads(job.read_text())["result"]
+    n = len(held_out)
     heldout_file.write_text(json.dumps(
-        {"configs": held_out, "first": first, "second": json.loads(job.read_text())["result"]}))
+        {"configs": held_out, "first": first[:n], "second": second[:n],
+         "sentinels": {"keys": result.table.sentinels, "first": first[n:], "second": second[n:]}}))
 
 
 def device_line(table) -> str:
@@ -165,8 +174,28 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
           f"{raw['within_5pct'] * 100:.1f}%, ±10% {raw['within_10pct'] * 100:.1f}%, Kendall tau {raw['kendall_tau']:.3f}; "
           f"with their median ratio {ratio:.3f} divided out: within ±5% {scaled['within_5pct'] * 100:.1f}%, "
           f"±10% {scaled['within_10pct'] * 100:.1f}%")
+    if "sentinels" in held_out:
+        report_rescaled(model, held_out, measured, second)
     if "energy_mj" in held_out["first"][0]:
         report_energy(model, held_out, table)
+
+
+def report_rescaled(model: LutLatencyModel, held_out: dict, first: np.ndarray, second: np.ndarray) -> None:
+    """The held-out figures with each process's speed against the profile's divided out: the median
+    ratio of the LUT's sentinels measured in that process to their stored latencies (the rescaling
+    `ofahw reprofile` applies to a uniform drift)."""
+    stat, sentinels = model.table.statistic, held_out["sentinels"]
+    stored = np.array([{r["key"]: r["value_ms"] for r in model.table.networks}[k] for k in sentinels["keys"]])
+    predicted = model.predict(held_out["configs"])
+    parts = []
+    for name, measured, now in (("first", first, sentinels["first"]), ("second", second, sentinels["second"])):
+        ratio = float(np.median(np.array([m[stat] for m in now]) / stored))
+        fid = fidelity(measured, predicted * ratio)
+        parts.append(f"{name} process (sentinels {ratio:.3f}x the profile's): within ±5% {fid['within_5pct'] * 100:.1f}%, "
+                     f"±10% {fid['within_10pct'] * 100:.1f}%, Kendall tau {fid['kendall_tau']:.3f}, MAPE {fid['mape'] * 100:.2f}%")
+    print(f"held-out vs LUT prediction rescaled to the process's speed (the median ratio of the LUT's {len(stored)} sentinel "
+          f"subnets measured among the held-out to their LUT latencies, as `ofahw reprofile` rescales a uniform drift): "
+          + "; ".join(parts))
 
 
 def report_energy(model: LutLatencyModel, held_out: dict, table) -> None:
