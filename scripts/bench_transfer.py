@@ -8,6 +8,8 @@ fidelity of the transferred LUT and its device time against T's full profile. `-
 a fast profile of T without a source. The "same session" lines fit the same mapping on n of the full
 profile's own networks, measured in the session that measured the held-out subnets: the gap between
 them and the transfer lines is the machine's speed moving between two sessions, not the mapping.
+`--remeasure` measures the held-out subnets on T again right after the transfer, in its session, and
+scores every step's transferred LUT against those measurements too ("this session" lines).
 
 Goals (issue 14), on every pair with <= 30 whole-network measurements (<= 5% of a full profile's
 device time): within ±10% >= 99%, within ±5% >= 90%, Kendall tau >= 0.95; --fast alone: <= 25% of the
@@ -27,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
 from ofahw.lut.transfer import TransferCampaign, fit_mapping
-from ofahw.measure import load_target
+from ofahw.measure import load_target, measure_in_rounds
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -82,6 +85,15 @@ def same_session_lines(source: LatencyTable, source_path: str, space, full: Late
     return out
 
 
+def measured_now(space, target, configs: list[dict], batch: int, statistic: str) -> np.ndarray:
+    """``configs`` measured on ``target`` now, with its network protocol (as bench_profile measures held-out subnets)."""
+    cache = OnnxCache()
+    artifacts = [network_artifact(space, c, cache, batch) for c in configs]
+    with target:
+        best = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=3)
+    return np.array([m.value(statistic) for m in best])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
@@ -92,6 +104,8 @@ def main() -> None:
     parser.add_argument("--fast", default="openvino", help="targets to fast-profile too, comma-separated (default: %(default)s; "
                         "'' for none)")
     parser.add_argument("--out", default="runs/bench-transfer")
+    parser.add_argument("--remeasure", action="store_true", help="measure the held-out subnets on each target again "
+                        "after its transfer, in the same session, and score the transfer against them too")
     parser.add_argument("--same-session-only", action="store_true", help="print only the same-session lines (the mapping "
                         "fitted on the full profile's own networks), measuring nothing")
     args = parser.parse_args()
@@ -115,15 +129,25 @@ def main() -> None:
         path = out / f"{name}-from-{Path(args.source).stem}.csv"
         print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)
 
-        def on_step(result, name=name, target=target, path=path, full_s=full_s, configs=configs, measured=measured):
+        steps = []
+
+        def on_step(result, name=name, target=target, path=path, full_s=full_s, configs=configs, measured=measured, steps=steps):
             n = result.table.meta["transfer"]["measured_networks"]
             if n in counts:
                 what = f"transfer, {n} networks ({result.table.meta['transfer']['mapping']})"
+                steps.append((what, result.table))
                 lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
                 print(lines[-1], flush=True)
 
         TransferCampaign(space, target, path, [args.source], samples=max(counts), resolutions=full.resolutions, fresh=True,
                          progress=False, log=lambda m: None, on_step=on_step, batch=full.batch).run()
+        if args.remeasure:
+            print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
+            now = measured_now(space, target, configs, full.batch, full.statistic)
+            lines.append(f"  {'':<14} held-out measured again after the transfer, in its session: now / before "
+                         f"{np.median(now / measured):.3f} (median)")
+            lines.extend(fidelity_line(name, "this session: " + what, table, path, space, configs, now, full_s)
+                         for what, table in steps)
         if name in args.fast.split(","):
             path = out / f"{name}-fast.csv"
             print(f"fast profile of {name}", flush=True)

@@ -247,6 +247,27 @@ def test_cli_ensemble_verified_on_the_cpu(tmp_path, capsys):
         assert all(float(r["measured_p10_ms"]) > 0 and int(r["n_members"]) >= 2 for r in verified)
 
 
+def test_ensembles_are_verified_at_the_batch_of_their_member_latencies(tmp_path, capsys, monkeypatch):
+    """Member latencies predicted from a batch-2 LUT (the search's summary.json says so): the
+    ensembles run at batch 2, and verify.csv and the summary say it."""
+    import ofahw.ensemble.verify as verify
+
+    front, probs = small_real_front(tmp_path)
+    rows = list(csv.DictReader(front.open()))
+    write_front(front, [{("latency_ms@cpu-b2" if k == "latency_ms@cpu" else k): v for k, v in r.items()} for r in rows])
+    (tmp_path / "summary.json").write_text(json.dumps({"space": "ofa-mbv3-w1.0", "objectives": [
+        {"name": "top1", "sense": "max"}, {"name": "latency_ms@cpu-b2", "sense": "min", "batch": 2}]}))
+    batches = []
+    real = verify.network_artifact
+    monkeypatch.setattr(verify, "network_artifact", lambda space, c, cache, batch=1: batches.append(batch) or real(space, c, cache, batch))
+    assert main(["ensemble", "--front", str(front), "--probs", str(probs), "--mode", "serial", "--pop-size", "8",
+                 "--generations", "3", "--verify", "--verify-count", "1", "--target", str(fast_cpu_file(tmp_path / "f.yaml")),
+                 "--out", str(tmp_path / "ens")]) == 0
+    assert "batch 2, measured now" in capsys.readouterr().out
+    assert batches and set(batches) == {2}
+    assert {r["batch"] for r in csv.DictReader((tmp_path / "ens" / "verify.csv").open())} == {"2"}
+
+
 def test_cli_ensemble_members_spread_over_two_devices(tmp_path, capsys):
     """Two targets (two onnxruntime CPU sessions standing for two devices): members are dealt to them
     in turn and each ensemble is timed with both devices running at once; serial mode refuses."""

@@ -165,7 +165,7 @@ def evaluate(args) -> int:
 def ensemble(args) -> int:
     from ofahw.ensemble import EnsembleProblem, candidates, open_tables, run_ensemble_search
     from ofahw.ensemble.outputs import write_ensembles
-    from ofahw.search.outputs import read_front
+    from ofahw.search.outputs import read_front, read_summary
     from ofahw.verify import read_verify
 
     out = Path(args.out)
@@ -181,11 +181,14 @@ def ensemble(args) -> int:
     members = front.hashes
     member_ms = front.column(column)
     source = f"{column} of {args.front} ({front.members[0].sources.get(column) or 'predicted'})"
+    upstream = front_dir / "summary.json"
+    batch = read_summary(upstream).batch_of(column) if upstream.is_file() else 1
     if args.measured:
         verified = read_verify(args.measured)
         if set(members) - set(verified.measured_ms):
             raise UserError(f"{args.measured} is not the verify.csv of this front (it lacks some of its members)")
         member_ms = np.array([verified.measured_ms[m] for m in members])
+        batch = verified.batch
         source = f"measured {verified.statistic} of {args.measured} (measured on target {verified.measured_on})"
     member_mj, energy_source = None, None
     if args.energy or args.energy_column:
@@ -205,7 +208,7 @@ def ensemble(args) -> int:
                 "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
     verify = None
     if args.verify:
-        verify = _verify_ensembles(args, front, result, out)
+        verify = _verify_ensembles(args, front, result, out, batch)
     summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
                               {"verify": verify} if verify else None, energy_source)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
@@ -219,13 +222,14 @@ def ensemble(args) -> int:
     if verify:
         s, a = verify["search_model"], verify["members_alone_model"]
         lines.append(f"  verified {verify['n']} ensembles on target {verify['target']} ({args.mode}, {verify['statistic']}, "
-                     f"measured now): search model MAPE {s['mape']:.1%}; {args.mode} model over members measured alone "
-                     f"MAPE {a['mape']:.1%}; wrote {verify['file']}")
+                     f"batch {verify['batch']}, measured now): search model MAPE {s['mape']:.1%}; {args.mode} model over "
+                     f"members measured alone MAPE {a['mape']:.1%}; wrote {verify['file']}")
     emit(args, summary, lines)
     return 0
 
 
-def _verify_ensembles(args, front, result, out: Path) -> dict:
+def _verify_ensembles(args, front, result, out: Path, batch: int) -> dict:
+    """Chosen ensembles measured on the targets, at ``batch`` images a run (that of the member latencies)."""
     from ofahw.ensemble.verify import verify_ensembles
     from ofahw.measure import load_target
     from ofahw.search.outputs import read_summary
@@ -243,4 +247,4 @@ def _verify_ensembles(args, front, result, out: Path) -> dict:
     picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
     ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]
     targets = [load_target(t) for t in args.target or ["cpu"]]
-    return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, targets, out / "verify.csv")
+    return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, targets, out / "verify.csv", batch)

@@ -27,7 +27,7 @@ def deal_members(members: list[str], targets: list[Target]) -> dict[Target, list
 
 
 def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: list[list[str]], modelled_ms: np.ndarray,
-                     mode: str, targets: list[Target], out_csv: Path) -> dict:
+                     mode: str, targets: list[Target], out_csv: Path, batch: int = 1) -> dict:
     """Measure every ensemble as a group and each of its members alone, on ``targets``; write
     ``out_csv``; return the errors of the search's model (``modelled_ms``) and of the max / sum of the
     members measured alone.
@@ -35,7 +35,8 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     With several targets (``parallel`` only) the members are spread over them: every device runs its
     share at the same time as the others (its share as a group where it holds more than one), and an
     ensemble's latency is that of the slowest device; moving inputs and outputs between devices is
-    not part of the figure. Each target uses its network protocol; the best settled round is kept."""
+    not part of the figure. Each target uses its network protocol; the best settled round is kept.
+    Every member runs ``batch`` images a run (that of the latencies it is compared with)."""
     if mode == "serial" and len(targets) > 1:
         raise UserError("serial ensembles run on one target; spreading members over devices needs --mode parallel")
     shares = [deal_members(e, targets) for e in ensembles]
@@ -44,7 +45,7 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
             raise UserError(f"target '{target.name}' ({target.kind}) cannot run several members at once; "
                             f"give at least as many targets as members")
     cache = OnnxCache()
-    artifacts = {m: network_artifact(space, c, cache) for m, c in member_configs.items()}
+    artifacts = {m: network_artifact(space, c, cache, batch) for m, c in member_configs.items()}
     stat = targets[0].protocol.for_network().statistic
     with contextlib.ExitStack() as stack, concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
         for target in targets:
@@ -57,13 +58,13 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["members", "n_members", "modelled_ms", f"members_alone_{mode}_ms", f"measured_{stat}_ms",
-                     "modelled_over_measured", "settled", "measured_on"])
+                     "modelled_over_measured", "settled", "measured_on", "batch"])
     for e, s, model, mem, meas, g in zip(ensembles, shares, modelled_ms, from_members, measured, groups, strict=True):
         on = " ".join(f"{t.name}:{'+'.join(share)}" for t, share in s.items())
         writer.writerow(["+".join(e), len(e), f"{model:.6g}", f"{mem:.6g}", f"{meas:.6g}", f"{model / meas:.4f}",
-                         all(m.settled for m in g.values()), on])
+                         all(m.settled for m in g.values()), on, batch])
     atomic_write_text(out_csv, buffer.getvalue())
-    return {"target": "+".join(t.name for t in targets), "mode": mode, "statistic": stat, "n": len(ensembles),
+    return {"target": "+".join(t.name for t in targets), "mode": mode, "statistic": stat, "batch": batch, "n": len(ensembles),
             "file": str(out_csv), "search_model": latency_fidelity(measured, modelled_ms),
             "members_alone_model": latency_fidelity(measured, from_members)}
 

@@ -25,6 +25,7 @@ class Objective:
     evaluate: Callable[[np.ndarray], np.ndarray]
     source: str  # how the values are obtained
     maximise: bool = False  # reported as is; the search minimises its negation
+    batch: int | None = None  # images per run the values are for (latency and energy objectives)
 
     def minimised(self, X: np.ndarray) -> np.ndarray:
         values = self.evaluate(X)
@@ -84,7 +85,8 @@ def latency_objective(model: LutLatencyModel, space: Space) -> Objective:
     fit = f", CV MAPE {mape:.1%}" if isinstance(mape, float) else ""
     return Objective(f"latency_ms@{model.label}", lambda X: model.predict_encoded(features, X),
                      f"predicted: {model.table.statistic} latency from LUT {model.path} measured on target {model.target}"
-                     f" ({model.table.precision}, batch {model.table.batch}; {model.regressor.model} model{fit})")
+                     f" ({model.table.precision}, batch {model.table.batch}; {model.regressor.model} model{fit})",
+                     batch=model.table.batch)
 
 
 def energy_objective(model: LutLatencyModel, space: Space) -> Objective:
@@ -96,7 +98,7 @@ def energy_objective(model: LutLatencyModel, space: Space) -> Objective:
     return Objective(f"energy_mj@{model.label}", lambda X: energy.predict_encoded(features, X),
                      f"predicted: energy per inference (mJ, idle power subtracted) from LUT {model.path} measured on target "
                      f"{model.target} with {model.table.energy['sensor'].get('sensor', 'its power sensor')} "
-                     f"({energy.regressor.model} model{fit})")
+                     f"({energy.regressor.model} model{fit})", batch=model.table.batch)
 
 
 def cost_objectives(space: Space, which: list[str]) -> list[Objective]:

@@ -34,7 +34,8 @@ def write_run(out: Path, problem: SubnetProblem, settings: SearchSettings, resul
         "algorithm": settings.algorithm, "seed": settings.seed, "space": space.name, "resolutions": list(space.resolutions),
         "budget": {"pop_size": settings.pop_size, "generations": settings.generations, "evaluations": result.n_evals},
         "settings": vars(settings),
-        "objectives": [{"name": o.name, "source": o.source, "sense": "max" if o.maximise else "min"} for o in problem.objectives],
+        "objectives": [{"name": o.name, "source": o.source, "sense": "max" if o.maximise else "min",
+                        **({"batch": o.batch} if o.batch is not None else {})} for o in problem.objectives],
         "constraints": [vars(c) for _, c in problem.constraints],
         "hypervolume": result.hypervolume,
         "reference_point": result.reference_point.tolist(),
@@ -128,6 +129,10 @@ class RunSummary:
     space: str
     resolutions: list[int]
     objectives: list[dict]
+
+    def batch_of(self, column: str) -> int:
+        """Images per run of a latency or energy column (searches that did not record it: 1, all they could do)."""
+        return int(next((o.get("batch", 1) for o in self.objectives if o.get("name") == column), 1))
 
 
 def read_summary(path: str | Path) -> RunSummary:
