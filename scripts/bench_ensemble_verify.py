@@ -40,7 +40,8 @@ def main() -> None:
     ensembles = [sorted(rng.choice(keys, size=rng.integers(2, args.max_members + 1), replace=False).tolist())
                  for _ in range(args.ensembles)]
     print(f"ofahw bench_ensemble_verify — {args.ensembles} random ensembles of 2-{args.max_members} of {args.pool} random "
-          f"{space.name} subnets; modelled from LUT {args.lut} (target {model.target}); measured now on {' + '.join(specs)}")
+          f"{space.name} subnets; modelled from LUT {args.lut} (target {model.target}, batch {model.table.batch}); "
+          f"measured now on {' + '.join(specs)}")
     modes = ("parallel", "serial") if len(specs) == 1 else ("parallel",)
     with tempfile.TemporaryDirectory() as folder:
         for mode in modes:
@@ -48,7 +49,7 @@ def main() -> None:
             modelled = np.array([combine(predicted[k] for k in e) for e in ensembles])
             targets = [load_target(s) for s in specs]
             result = verify_ensembles(space, dict(zip(keys, pool, strict=True)), ensembles, modelled, mode, targets,
-                                      Path(folder) / f"{mode}.csv")
+                                      Path(folder) / f"{mode}.csv", model.table.batch)
             rows = np.genfromtxt(Path(folder) / f"{mode}.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
             measured = rows[f"measured_{result['statistic']}_ms"]
             alone = rows[f"members_alone_{mode}_ms"]
