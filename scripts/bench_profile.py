@@ -185,7 +185,8 @@ def report_rescaled(model: LutLatencyModel, held_out: dict, first: np.ndarray, s
     ratio of the LUT's sentinels measured in that process to their stored latencies (the rescaling
     `ofahw reprofile` applies to a uniform drift)."""
     stat, sentinels = model.table.statistic, held_out["sentinels"]
-    stored = np.array([{r["key"]: r["value_ms"] for r in model.table.networks}[k] for k in sentinels["keys"]])
+    lut_ms = {r["key"]: r["value_ms"] for r in model.table.networks}
+    stored = np.array([lut_ms[k] for k in sentinels["keys"]])
     predicted = model.predict(held_out["configs"])
     parts = []
     for name, measured, now in (("first", first, sentinels["first"]), ("second", second, sentinels["second"])):

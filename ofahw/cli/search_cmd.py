@@ -165,7 +165,7 @@ def evaluate(args) -> int:
 def ensemble(args) -> int:
     from ofahw.ensemble import EnsembleProblem, candidates, open_tables, run_ensemble_search
     from ofahw.ensemble.outputs import write_ensembles
-    from ofahw.search.outputs import read_front, read_summary
+    from ofahw.search.outputs import read_front
     from ofahw.verify import read_verify
 
     out = Path(args.out)
@@ -181,14 +181,12 @@ def ensemble(args) -> int:
     members = front.hashes
     member_ms = front.column(column)
     source = f"{column} of {args.front} ({front.members[0].sources.get(column) or 'predicted'})"
-    upstream = front_dir / "summary.json"
-    batch = read_summary(upstream).batch_of(column) if upstream.is_file() else 1
+    verified = None
     if args.measured:
         verified = read_verify(args.measured)
         if set(members) - set(verified.measured_ms):
             raise UserError(f"{args.measured} is not the verify.csv of this front (it lacks some of its members)")
         member_ms = np.array([verified.measured_ms[m] for m in members])
-        batch = verified.batch
         source = f"measured {verified.statistic} of {args.measured} (measured on target {verified.measured_on})"
     member_mj, energy_source = None, None
     if args.energy or args.energy_column:
@@ -208,7 +206,7 @@ def ensemble(args) -> int:
                 "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
     verify = None
     if args.verify:
-        verify = _verify_ensembles(args, front, result, out, batch)
+        verify = _verify_ensembles(args, front, column, verified, result, out)
     summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
                               {"verify": verify} if verify else None, energy_source)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
@@ -228,21 +226,21 @@ def ensemble(args) -> int:
     return 0
 
 
-def _verify_ensembles(args, front, result, out: Path, batch: int) -> dict:
-    """Chosen ensembles measured on the targets, at ``batch`` images a run (that of the member latencies)."""
+def _verify_ensembles(args, front, column: str, verified, result, out: Path) -> dict:
+    """Chosen ensembles measured on the targets, at the batch size of the member latencies: that of
+    ``verified`` (the --measured verify.csv), else the one the search's summary.json records for ``column``."""
     from ofahw.ensemble.verify import verify_ensembles
     from ofahw.measure import load_target
     from ofahw.search.outputs import read_summary
     from ofahw.space import get_space
 
     configs = {m.config_hash: m.config for m in front.members}
-    name = args.space
-    if name is None:
-        upstream = front.path.parent / "summary.json"
-        if not upstream.is_file():
-            raise UserError("--verify needs --space (no summary.json beside the front names it)")
-        name = read_summary(upstream).space
-    space = get_space(name)
+    upstream = front.path.parent / "summary.json"
+    summary = read_summary(upstream) if upstream.is_file() else None
+    if args.space is None and summary is None:
+        raise UserError("--verify needs --space (no summary.json beside the front names it)")
+    space = get_space(args.space or summary.space)
+    batch = verified.batch if verified else summary.batch_of(column) if summary else 1
     members = front.hashes
     picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
     ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]

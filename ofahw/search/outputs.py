@@ -131,7 +131,7 @@ class RunSummary:
     objectives: list[dict]
 
     def batch_of(self, column: str) -> int:
-        """Images per run of a latency or energy column (searches that did not record it: 1, all they could do)."""
+        """Images per run of a latency or energy column (1 where the summary does not record it)."""
         return int(next((o.get("batch", 1) for o in self.objectives if o.get("name") == column), 1))
 
 
