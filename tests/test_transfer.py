@@ -62,6 +62,21 @@ def test_a_mapping_recovers_a_known_scaling_and_predicts_networks(profiled_lut):
     assert all(abs(scale - 2.0) < 0.01 for scale in mapping.group_scale.values()) and abs(mapping.overhead_ms - 0.05) < 0.005
 
 
+def test_a_per_group_mapping_frees_only_the_groups_that_vary(profiled_lut):
+    """One stage group three times slower, the rest twice: that group's multiplier is found, and the
+    groups every network has alike (not separable from the intercept) share the common one."""
+    space, source = get_space(SPACE), LatencyTable.read(profiled_lut)
+    configs = space.sample(30, np.random.default_rng(4), [RESOLUTION])
+    features = PartFeatures(source, space)
+    X = features(configs)
+    slow = features.labels.index("expanded_conv:40")
+    weights = np.where(np.arange(len(features.labels)) == slow, 3.0, 2.0)
+    mapping = fit_mapping(source, str(profiled_lut), space, configs, X[:, :-1] @ weights + 0.05 * X[:, -1])
+    fixed = [g for i, g in enumerate(features.labels) if np.ptp(X[:, i]) == 0]
+    assert mapping.model == "scaled-per-group" and abs(mapping.group_scale["expanded_conv:40"] - 3.0) < 0.01
+    assert fixed and len({mapping.group_scale[g] for g in fixed}) == 1
+
+
 def test_a_poor_proxy_is_reported(profiled_lut, tmp_path):
     scrambled = LatencyTable.read(profiled_lut)  # each block takes the latency of its opposite in rank
     blocks = sorted((r for r in scrambled.rows if r["kind"] == "block"), key=lambda r: r["value_ms"])

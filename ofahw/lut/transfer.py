@@ -3,7 +3,8 @@ subnets on it, fit how the source LUTs' blocks map onto it, and write an ordinar
 
 The mapping is chosen by cross-validation on the new device's own measurements, per source:
 ``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead) or
-``scaled-per-group`` (``w_g * source + c`` per stage group, non-negative). The LUT's block rows are
+``scaled-per-group`` (``w_g * source + c`` per stage group that varies across the measured subnets,
+non-negative; the others keep the common multiplier). The LUT's block rows are
 the source's blocks mapped so; its network rows are the new measurements, and its predictor is fitted
 on them as for any LUT (so reprofile, search and predict work unchanged). A rank check after the
 first samples says how good a proxy each source is; a poor one is reported, and more samples follow.
@@ -61,17 +62,31 @@ class Mapping:
         features = PartFeatures(source, space)
         X = features(configs)
         scales = np.array([self.group_scale[g] for g in features.labels])
-        return self.intercept_ms + X[:, :-1] @ scales + self.overhead_ms * X[:, -1]
+        return _predict(X, (scales, self.overhead_ms, self.intercept_ms))
 
 
-def _design_matrix(features: np.ndarray, model: str) -> np.ndarray:
-    """Columns the mapping is linear in: total source latency (or per group) and the part count."""
-    sums, count = features[:, :-1], features[:, -1:]
-    return np.hstack([sums.sum(axis=1, keepdims=True) if model == "scaled" else sums, count])
+def _fit(features: np.ndarray, y: np.ndarray, model: str) -> tuple[np.ndarray, float, float]:
+    """(multiplier per group column, overhead per part, intercept) of ``model`` fitted to ``y``,
+    non-negative and weighted by ``1 / y^2`` (relative error).
+
+    ``scaled-per-group`` frees only the groups whose latency varies across the measured networks: a
+    group every network has alike (the stem, the head) is a constant column the intercept could
+    trade against without bound, so it keeps the common multiplier of ``scaled``."""
+    sums, count, weight = features[:, :-1], features[:, -1:], 1.0 / np.square(y)
+    common = LinearRegression(positive=True).fit(np.hstack([sums.sum(axis=1, keepdims=True), count]), y, sample_weight=weight)
+    scale = np.full(sums.shape[1], common.coef_[0])
+    if model == "scaled":
+        return scale, float(common.coef_[1]), float(common.intercept_)
+    varying = np.ptp(sums, axis=0) > 1e-9 * (1.0 + np.abs(sums).max(axis=0))
+    fixed = sums[:, ~varying] @ scale[~varying]
+    free = LinearRegression(positive=True).fit(np.hstack([sums[:, varying], count]), y - fixed, sample_weight=weight)
+    scale[varying] = free.coef_[:-1]
+    return scale, float(free.coef_[-1]), float(free.intercept_)
 
 
-def _fit(features: np.ndarray, y: np.ndarray, model: str) -> LinearRegression:
-    return LinearRegression(positive=True).fit(_design_matrix(features, model), y, sample_weight=1.0 / np.square(y))
+def _predict(features: np.ndarray, fit: tuple[np.ndarray, float, float]) -> np.ndarray:
+    scale, overhead, intercept = fit
+    return intercept + features[:, :-1] @ scale + overhead * features[:, -1]
 
 
 def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0) -> Mapping:
@@ -84,13 +99,12 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
     for model in MAPPINGS:
         oof = np.empty_like(y)
         for train, test in folds.split(X):
-            oof[test] = _fit(X[train], y[train], model).predict(_design_matrix(X[test], model))
+            oof[test] = _predict(X[test], _fit(X[train], y[train], model))
         scores[model] = latency_fidelity(y, oof)
     best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
-    reg = _fit(X, y, best)
-    coef = reg.coef_
-    scales = {g: float(coef[0] if best == "scaled" else coef[i]) for i, g in enumerate(features.labels)}
-    return Mapping(source_path, best, scales, float(coef[-1]), float(reg.intercept_), {"chosen": best, "candidates": scores})
+    scale, overhead, intercept = _fit(X, y, best)
+    return Mapping(source_path, best, dict(zip(features.labels, map(float, scale), strict=True)), overhead, intercept,
+                   {"chosen": best, "candidates": scores})
 
 
 def design(space, sources: list[tuple[str, LatencyTable]], n: int, resolutions: list[int], seed: int) -> list[dict]:
