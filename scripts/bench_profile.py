@@ -146,6 +146,9 @@ def report(lut: str, heldout_file: Path, target, space, resolutions: list[int]) 
           f"({target.protocol.rounds} rounds per block, {target.protocol.network_rounds} per network) in {profile_wall / 60:.1f} min "
           f"wall; time inside timed inference {profile['timed_s'] / 60:.1f} min; overhead {profile['overhead']:.2f}x "
           "(goal <= 1.5x, <= 15 min)")
+    if profile.get("reused_rounds"):
+        print(f"  (a resumed profile: those times are of the last run only; {profile['reused_rounds']} rounds came from the "
+              "journal of an interrupted run, whose time is not in them)")
     print(f"raw block sum / measured network (LUT samples): {meta['report']['raw_block_sum_over_measured']['mean']:.3f} "
           f"± {meta['report']['raw_block_sum_over_measured']['std']:.3f}")
     print(f"predictor {meta['report']['chosen']}, 5-fold CV on the LUT's samples: MAPE {cv['mape'] * 100:.2f}%, "

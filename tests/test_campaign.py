@@ -53,6 +53,7 @@ def test_interrupted_profile_resumes_without_loss_or_duplicates(tmp_path):
     n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 6
     assert second.calls == n_items * FAST.rounds - 25  # only what was missing
     assert result.reused_rounds == 25 and result.reused == 0  # said so: 25 rounds came from the journal
+    assert result.table.meta["profiling"]["reused_rounds"] == 25  # and the LUT's timing record says it
     keys = [(r["kind"], r["key"]) for r in result.table.rows]
     assert len(keys) == len(set(keys)) == n_items
     assert all(r["rounds"] == FAST.rounds for r in result.table.rows)

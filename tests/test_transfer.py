@@ -12,7 +12,7 @@ from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import journal_path
 from ofahw.lut.predictors import PartFeatures
-from ofahw.lut.transfer import TransferCampaign, design, fit_mapping, parse_until
+from ofahw.lut.transfer import GROUPINGS, MAPPINGS, TransferCampaign, design, fit_mapping, parse_until
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -34,7 +34,7 @@ def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
     assert block["source"].startswith("transferred: ") and str(profiled_lut) in block["source"] and block["rounds"] == 0
     meta = table.meta["transfer"]
     assert meta["sources"] == [str(profiled_lut)] and meta["measured_networks"] == 10 and meta["device_s"]["wall"] > 0
-    assert meta["mapping"] in ("scaled", "scaled-per-group") and str(profiled_lut) in meta["proxy_kendall_tau"]
+    assert meta["mapping"] in MAPPINGS and str(profiled_lut) in meta["proxy_kendall_tau"]
     assert result.transfer["steps"][-1]["samples"] == 10 and len(table.sentinels) >= 3
     config = get_space(SPACE).sample(1, np.random.default_rng(9), [RESOLUTION])[0]
     assert LutLatencyModel.load(tmp_path / "cpu-basic.csv").predict([config])[0] > 0  # an ordinary LUT
@@ -62,18 +62,21 @@ def test_a_mapping_recovers_a_known_scaling_and_predicts_networks(profiled_lut):
     assert all(abs(scale - 2.0) < 0.01 for scale in mapping.group_scale.values()) and abs(mapping.overhead_ms - 0.05) < 0.005
 
 
-def test_a_per_group_mapping_frees_only_the_groups_that_vary(profiled_lut):
-    """One stage group three times slower, the rest twice: that group's multiplier is found, and the
-    groups every network has alike (not separable from the intercept) share the common one."""
+def test_a_grouped_mapping_finds_the_kernel_that_slowed_and_frees_only_the_groups_that_vary(profiled_lut):
+    """7x7 blocks three times slower, every other part twice: a kernel grouping is chosen and finds it,
+    and the parts every network has alike (not separable from the intercept) share one multiplier."""
     space, source = get_space(SPACE), LatencyTable.read(profiled_lut)
     configs = space.sample(30, np.random.default_rng(4), [RESOLUTION])
-    features = PartFeatures(source, space)
-    X = features(configs)
-    slow = features.labels.index("expanded_conv:40")
-    weights = np.where(np.arange(len(features.labels)) == slow, 3.0, 2.0)
-    mapping = fit_mapping(source, str(profiled_lut), space, configs, X[:, :-1] @ weights + 0.05 * X[:, -1])
-    fixed = [g for i, g in enumerate(features.labels) if np.ptp(X[:, i]) == 0]
-    assert mapping.model == "scaled-per-group" and abs(mapping.group_scale["expanded_conv:40"] - 3.0) < 0.01
+    y = np.array([sum((3.0 if "-kernel:7-" in p.key else 2.0) * source.blocks[p.key]["value_ms"] + 0.05
+                      for p in space.parts(c)) for c in configs])
+    mapping = fit_mapping(source, str(profiled_lut), space, configs, y)
+    keys = list(source.blocks)
+    seven, three = next(k for k in keys if "-kernel:7-" in k), next(k for k in keys if "-kernel:3-" in k)
+    assert mapping.model in ("scaled-per-kernel", "scaled-per-kernel-activation")
+    assert abs(mapping.scale_of(seven) - 3.0) < 0.01 and abs(mapping.scale_of(three) - 2.0) < 0.01
+    assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-3)
+    X = PartFeatures(source, space, labels=list(mapping.group_scale), grouping=GROUPINGS[mapping.model])(configs)
+    fixed = [g for i, g in enumerate(mapping.group_scale) if np.ptp(X[:, i]) == 0]
     assert fixed and len({mapping.group_scale[g] for g in fixed}) == 1
 
 

@@ -221,7 +221,7 @@ class Campaign:
         new_rows = [self._row(i, rounds[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
         wall = time.monotonic() - start
-        table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows))
+        table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows), reused_rounds)
         self.journal.unlink(missing_ok=True)
         self.cache.prune()
         return ProfileResult(table, self.out, len(new_rows), len(rows), reused_rounds, unsettled, wall, timed)
@@ -249,7 +249,8 @@ class Campaign:
         """More for the LUT's metadata (a transfer says what it was transferred from)."""
         return {}
 
-    def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int) -> LatencyTable:
+    def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int,
+                reused_rounds: int) -> LatencyTable:
         rows = sorted(self._complete_rows(rows), key=lambda r: (r["kind"], r["resolution"], r["key"]))
         networks = sorted((r for r in rows if r["kind"] == "network" and r["settled"]), key=lambda r: r["value_ms"])
         quantization = self.target.quantization()
@@ -266,9 +267,10 @@ class Campaign:
             "device": device,
             "protocol": self.target.protocol.to_dict(),
             "sentinels": [networks[i]["key"] for i in picks],
-            "profiling": {"wall_s": wall_s, "timed_s": timed_s, "measured_items": measured,
+            "profiling": {"wall_s": wall_s, "timed_s": timed_s, "measured_items": measured, "reused_rounds": reused_rounds,
                           "overhead": wall_s / timed_s if timed_s else None,
-                          "note": "this run only: wall time over time inside timed inference"},
+                          "note": "this run only (not the rounds reused from an interrupted run's journal): "
+                                  "wall time over time inside timed inference"},
             "created_by": "ofahw " + __import__("ofahw").__version__,
             **self._extra_meta(rows),
         }

@@ -10,6 +10,7 @@ are stored in the LUT's JSON and rebuilt without pickle.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -34,20 +35,23 @@ def group_label(key: str) -> str:
 
 class PartFeatures:
     """Configs → (n, n_groups + 1) matrix of per-group LUT latency sums (ms) and part counts;
-    ``column="energy_mj"``: of energy per inference (mJ) instead."""
+    ``column="energy_mj"``: of energy per inference (mJ) instead. ``grouping`` names a part key's
+    group (default: its stage, :func:`group_label`)."""
 
-    def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None, column: str = "value_ms"):
+    def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None, column: str = "value_ms",
+                 grouping: Callable[[str], str] = group_label):
         self.table = table
         self.space = space
         self.column = column
-        self.labels = labels or sorted({group_label(p.key) for p in space.catalogue(table.resolutions).values()})
+        self.grouping = grouping
+        self.labels = labels or sorted({grouping(p.key) for p in space.catalogue(table.resolutions).values()})
         self._index = {label: i for i, label in enumerate(self.labels)}
         self._blocks = table.blocks
 
     def part_vector(self, part) -> np.ndarray:
         """One part's contribution, (n_groups + 1,): its LUT latency in its group's column, 1 in the count."""
         out = np.zeros(len(self.labels) + 1)
-        label = group_label(part.key)
+        label = self.grouping(part.key)
         if label not in self._index:
             raise LutError(f"LUT predictor has no group for part '{part.key}'")
         row = self._blocks.get(part.key)

@@ -2,12 +2,16 @@
 subnets on it, fit how the source LUTs' blocks map onto it, and write an ordinary LUT.
 
 The mapping is chosen by cross-validation on the new device's own measurements, per source:
-``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead) or
-``scaled-per-group`` (``w_g * source + c`` per stage group that varies across the measured subnets,
-non-negative; the others keep the common multiplier). The LUT's block rows are
-the source's blocks mapped so; its network rows are the new measurements, and its predictor is fitted
-on them as for any LUT (so reprofile, search and predict work unchanged). A rank check after the
-first samples says how good a proxy each source is; a poor one is reported, and more samples follow.
+``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead),
+``scaled-per-kernel`` (``w_g * source + c`` per depthwise kernel size, other parts per type) or
+``scaled-per-kernel-activation`` (per kernel size and activation), non-negative; a group that does
+not vary across the measured subnets keeps the common multiplier. Kernel size, not stage, is what
+the speed ratio between two runtimes follows (in this machine's LUTs, onnxruntime with basic graph
+optimisation ran 7x7 depthwise blocks 3-10x slower than with all optimisations, 3x3 ones 1.6-3x).
+The LUT's block rows are the source's blocks mapped so; its network rows are the new measurements,
+and its predictor is fitted on them as for any LUT (so reprofile, search and predict work unchanged).
+A rank check after the first samples says how good a proxy each source is; a poor one is reported,
+and more samples follow.
 """
 
 from __future__ import annotations
@@ -23,10 +27,27 @@ from sklearn.model_selection import KFold
 from ofahw.errors import LutError, UserError
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut.campaign import Campaign, Item, ProfileResult
-from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures, group_label
+from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures
 from ofahw.lut.table import LatencyTable
 
-MAPPINGS = ("scaled", "scaled-per-group")
+_KERNEL = re.compile(r"-kernel:(\d+)")
+_HSWISH = re.compile(r"-hs:(\d)")
+
+
+def kernel_label(key: str) -> str:
+    """A block by its depthwise kernel size (``expanded_conv:k7``); other parts by their type (``Conv_1``)."""
+    kind, match = key.split("-", 1)[0], _KERNEL.search(key)
+    return f"{kind}:k{match.group(1)}" if match else kind
+
+
+def kernel_activation_label(key: str) -> str:
+    """:func:`kernel_label` and the block's activation (``expanded_conv:k7:hs1``: h-swish)."""
+    match = _HSWISH.search(key)
+    return kernel_label(key) + (f":hs{match.group(1)}" if match else "")
+
+
+GROUPINGS = {"scaled": kernel_label, "scaled-per-kernel": kernel_label, "scaled-per-kernel-activation": kernel_activation_label}
+MAPPINGS = tuple(GROUPINGS)  # "scaled" has one multiplier; its grouping only names the groups it is written for
 GOOD_PROXY_TAU = 0.9  # rank agreement (Kendall) below which a source is reported as a poor proxy
 FIRST_LOOK = 10  # samples measured before the proxy check
 _UNTIL = re.compile(r"^\s*mape\s*<=\s*([0-9.]+)\s*%\s*$")
@@ -48,18 +69,21 @@ class Mapping:
 
     source: str
     model: str
-    group_scale: dict[str, float]  # stage group -> multiplier of the source's block latency
+    group_scale: dict[str, float]  # group (of the model's grouping) -> multiplier of the source's block latency
     overhead_ms: float  # added to every block
     intercept_ms: float
     cv: dict
 
+    def scale_of(self, key: str) -> float:
+        return self.group_scale[GROUPINGS[self.model](key)]
+
     def block_value(self, key: str, source_ms: float) -> float:
-        return max(self.group_scale[group_label(key)] * source_ms + self.overhead_ms, 1e-6)
+        return max(self.scale_of(key) * source_ms + self.overhead_ms, 1e-6)
 
     def predict(self, source: LatencyTable, space, configs: list[dict]) -> np.ndarray:
         """Whole-network latency (ms) on the new device the mapping itself gives: the mapped source
         blocks summed, plus its intercept."""
-        features = PartFeatures(source, space)
+        features = PartFeatures(source, space, labels=list(self.group_scale), grouping=GROUPINGS[self.model])
         X = features(configs)
         scales = np.array([self.group_scale[g] for g in features.labels])
         return _predict(X, (scales, self.overhead_ms, self.intercept_ms))
@@ -69,9 +93,9 @@ def _fit(features: np.ndarray, y: np.ndarray, model: str) -> tuple[np.ndarray, f
     """(multiplier per group column, overhead per part, intercept) of ``model`` fitted to ``y``,
     non-negative and weighted by ``1 / y^2`` (relative error).
 
-    ``scaled-per-group`` frees only the groups whose latency varies across the measured networks: a
-    group every network has alike (the stem, the head) is a constant column the intercept could
-    trade against without bound, so it keeps the common multiplier of ``scaled``."""
+    The grouped mappings free only the groups whose latency varies across the measured networks: a
+    group every network has alike (the stem, the head at one resolution) is a constant column the
+    intercept could trade against without bound, so it keeps the common multiplier of ``scaled``."""
     sums, count, weight = features[:, :-1], features[:, -1:], 1.0 / np.square(y)
     common = LinearRegression(positive=True).fit(np.hstack([sums.sum(axis=1, keepdims=True), count]), y, sample_weight=weight)
     scale = np.full(sums.shape[1], common.coef_[0])
@@ -92,18 +116,17 @@ def _predict(features: np.ndarray, fit: tuple[np.ndarray, float, float]) -> np.n
 def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0) -> Mapping:
     """The better mapping of ``source`` onto the measurements ``y`` (ms) of ``configs``, by K-fold
     cross-validated MAPE (out-of-fold predictions; K = min(5, n))."""
-    features = PartFeatures(source, space)
-    X = features(configs)
     folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed)
+    features = {model: PartFeatures(source, space, grouping=GROUPINGS[model]) for model in MAPPINGS}
     scores = {}
     for model in MAPPINGS:
-        oof = np.empty_like(y)
+        X, oof = features[model](configs), np.empty_like(y)
         for train, test in folds.split(X):
             oof[test] = _predict(X[test], _fit(X[train], y[train], model))
         scores[model] = latency_fidelity(y, oof)
     best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
-    scale, overhead, intercept = _fit(X, y, best)
-    return Mapping(source_path, best, dict(zip(features.labels, map(float, scale), strict=True)), overhead, intercept,
+    scale, overhead, intercept = _fit(features[best](configs), y, best)
+    return Mapping(source_path, best, dict(zip(features[best].labels, map(float, scale), strict=True)), overhead, intercept,
                    {"chosen": best, "candidates": scores})
 
 
@@ -246,7 +269,7 @@ class TransferCampaign(Campaign):
             blocks.append({**{k: None for k in row}, "kind": "block", "key": row["key"], "resolution": row["resolution"],
                            "flops_m": row["flops_m"], "params_m": row["params_m"], "statistic": stat, "value_ms": value,
                            f"{stat}_ms": value, "settled": True, "rounds": 0,
-                           "source": f"transferred: {self.mapping.group_scale[group_label(row['key'])]:.4g} x block of "
+                           "source": f"transferred: {self.mapping.scale_of(row['key']):.4g} x block of "
                                      f"{self.mapping.source} + {self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, fitted "
                                      f"on {len(y)} networks measured on target {self.target.name})"})
         return networks + blocks
