@@ -89,19 +89,21 @@ class Mapping:
         return _predict(X, (scales, self.overhead_ms, self.intercept_ms))
 
 
-def _fit(features: np.ndarray, y: np.ndarray, model: str) -> tuple[np.ndarray, float, float]:
-    """(multiplier per group column, overhead per part, intercept) of ``model`` fitted to ``y``,
-    non-negative and weighted by ``1 / y^2`` (relative error).
+def _fit(features: np.ndarray, y: np.ndarray, model: str, resolution: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(multiplier per group column, overhead per part, intercept) of ``model`` fitted to ``y`` of
+    networks at ``resolution``, non-negative and weighted by ``1 / y^2`` (relative error).
 
-    The grouped mappings free only the groups whose latency varies across the measured networks: a
-    group every network has alike (the stem, the head at one resolution) is a constant column the
-    intercept could trade against without bound, so it keeps the common multiplier of ``scaled``."""
+    The grouped mappings free only the groups whose latency varies among the measured networks of
+    one resolution: a group that follows the resolution alone (the stem, the head, the pooling) is,
+    with the others like it and the intercept, one of several columns that trade against each other
+    without bound, so it keeps the common multiplier of ``scaled``."""
     sums, count, weight = features[:, :-1], features[:, -1:], 1.0 / np.square(y)
     common = LinearRegression(positive=True).fit(np.hstack([sums.sum(axis=1, keepdims=True), count]), y, sample_weight=weight)
     scale = np.full(sums.shape[1], common.coef_[0])
     if model == "scaled":
         return scale, float(common.coef_[1]), float(common.intercept_)
-    varying = np.ptp(sums, axis=0) > 1e-9 * (1.0 + np.abs(sums).max(axis=0))
+    tolerance = 1e-9 * (1.0 + np.abs(sums).max(axis=0))
+    varying = np.any([np.ptp(sums[resolution == r], axis=0) > tolerance for r in np.unique(resolution)], axis=0)
     fixed = sums[:, ~varying] @ scale[~varying]
     free = LinearRegression(positive=True).fit(np.hstack([sums[:, varying], count]), y - fixed, sample_weight=weight)
     scale[varying] = free.coef_[:-1]
@@ -117,15 +119,16 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
     """The better mapping of ``source`` onto the measurements ``y`` (ms) of ``configs``, by K-fold
     cross-validated MAPE (out-of-fold predictions; K = min(5, n))."""
     folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed)
+    resolution = np.array([c["r"] for c in configs])
     features = {model: PartFeatures(source, space, grouping=GROUPINGS[model]) for model in MAPPINGS}
     scores = {}
     for model in MAPPINGS:
         X, oof = features[model](configs), np.empty_like(y)
         for train, test in folds.split(X):
-            oof[test] = _predict(X[test], _fit(X[train], y[train], model))
+            oof[test] = _predict(X[test], _fit(X[train], y[train], model, resolution[train]))
         scores[model] = latency_fidelity(y, oof)
     best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
-    scale, overhead, intercept = _fit(features[best](configs), y, best)
+    scale, overhead, intercept = _fit(features[best](configs), y, best, resolution)
     return Mapping(source_path, best, dict(zip(features[best].labels, map(float, scale), strict=True)), overhead, intercept,
                    {"chosen": best, "candidates": scores})
 
