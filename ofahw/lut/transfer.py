@@ -4,8 +4,8 @@ subnets on it, fit how the source LUTs' blocks map onto it, and write an ordinar
 The mapping is chosen by cross-validation on the new device's own measurements, per source:
 ``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead),
 ``scaled-per-kernel`` (``w_g * source + c`` per depthwise kernel size, other parts per type) or
-``scaled-per-kernel-activation`` (per kernel size and activation), non-negative; a group that does
-not vary across the measured subnets keeps the common multiplier. Kernel size, not stage, is what
+``scaled-per-kernel-activation`` (per kernel size and activation), non-negative; a group that
+follows the resolution alone (stem, head) keeps the common multiplier. Kernel size, not stage, is what
 the speed ratio between two runtimes follows (in this machine's LUTs, onnxruntime with basic graph
 optimisation ran 7x7 depthwise blocks 3-10x slower than with all optimisations, 3x3 ones 1.6-3x).
 The LUT's block rows are the source's blocks mapped so; its network rows are the new measurements,
