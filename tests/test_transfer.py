@@ -116,6 +116,9 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
 
 def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    # every source counts as a good proxy: with 10 noisy measurements the rank check may call this
+    # pair poor (then --until is not trusted and all 20 are measured), which is not what is tested here
+    monkeypatch.setattr("ofahw.lut.transfer.GOOD_PROXY_TAU", -1.0)
     fast_target_file(tmp_path, "cpu2", "{threads: 1, graph_optimization: basic}")
     copy_lut(profiled_lut, tmp_path / "lut" / "cpu.csv")
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
@@ -151,3 +154,20 @@ def test_fast_profile_measures_a_share_of_the_blocks_and_predicts_the_rest(tmp_p
     assert fast["measured_blocks"] == len(measured) and fast["predicted_blocks"] == len(predicted)
     assert fast["measured_networks"] == 6 and 0 <= fast["block_cost_model_cv"]["mape"] and table.predictor
     assert result.measured == len(measured) + 6  # only those were timed
+
+
+def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():
+    """Over two resolutions the stem and head groups vary, but only with the resolution: with the
+    intercept they cannot be told apart, so they share one multiplier while the kernels are found."""
+    space, rng = get_space(SPACE), np.random.default_rng(5)
+    resolutions = [RESOLUTION, RESOLUTION + 32]
+    rows = [{"kind": "block", "key": key, "value_ms": float(rng.uniform(0.05, 0.5))} for key in space.catalogue(resolutions)]
+    source = LatencyTable(rows, {"resolutions": resolutions})
+    configs = space.sample(40, rng, resolutions)
+    y = np.array([sum((3.0 if "-kernel:7-" in p.key else 2.0) * source.blocks[p.key]["value_ms"] + 0.05
+                      for p in space.parts(c)) for c in configs])
+    mapping = fit_mapping(source, "synthetic", space, configs, y)
+    seven = next(k for k in source.blocks if "-kernel:7-" in k)
+    assert mapping.model in ("scaled-per-kernel", "scaled-per-kernel-activation") and abs(mapping.scale_of(seven) - 3.0) < 0.01
+    heads = [g for g in mapping.group_scale if not g.startswith("expanded_conv")]
+    assert len(heads) >= 3 and len({round(mapping.group_scale[g], 12) for g in heads}) == 1
