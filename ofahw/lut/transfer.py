@@ -83,10 +83,8 @@ class Mapping:
     def predict(self, source: LatencyTable, space, configs: list[dict]) -> np.ndarray:
         """Whole-network latency (ms) on the new device the mapping itself gives: the mapped source
         blocks summed, plus its intercept."""
-        features = PartFeatures(source, space, labels=list(self.group_scale), grouping=GROUPINGS[self.model])
-        X = features(configs)
-        scales = np.array([self.group_scale[g] for g in features.labels])
-        return _predict(X, (scales, self.overhead_ms, self.intercept_ms))
+        X = PartFeatures(source, space, labels=list(self.group_scale), grouping=GROUPINGS[self.model])(configs)
+        return _predict(X, (np.array(list(self.group_scale.values())), self.overhead_ms, self.intercept_ms))
 
 
 def _fit(features: np.ndarray, y: np.ndarray, model: str, resolution: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -120,16 +118,18 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
     cross-validated MAPE (out-of-fold predictions; K = min(5, n))."""
     folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed)
     resolution = np.array([c["r"] for c in configs])
-    features = {model: PartFeatures(source, space, grouping=GROUPINGS[model]) for model in MAPPINGS}
+    features = {g: PartFeatures(source, space, grouping=g) for g in set(GROUPINGS.values())}  # mappings share groupings
+    matrices = {g: f(configs) for g, f in features.items()}
     scores = {}
     for model in MAPPINGS:
-        X, oof = features[model](configs), np.empty_like(y)
+        X, oof = matrices[GROUPINGS[model]], np.empty_like(y)
         for train, test in folds.split(X):
             oof[test] = _predict(X[test], _fit(X[train], y[train], model, resolution[train]))
         scores[model] = latency_fidelity(y, oof)
     best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
-    scale, overhead, intercept = _fit(features[best](configs), y, best, resolution)
-    return Mapping(source_path, best, dict(zip(features[best].labels, map(float, scale), strict=True)), overhead, intercept,
+    scale, overhead, intercept = _fit(matrices[GROUPINGS[best]], y, best, resolution)
+    labels = features[GROUPINGS[best]].labels
+    return Mapping(source_path, best, dict(zip(labels, map(float, scale), strict=True)), overhead, intercept,
                    {"chosen": best, "candidates": scores})
 
 
