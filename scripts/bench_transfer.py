@@ -33,7 +33,7 @@ from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
-from ofahw.lut.transfer import TransferCampaign, fit_mapping
+from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_blocks, probe_ratios
 from ofahw.measure import load_target, measure_in_rounds
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
@@ -64,24 +64,30 @@ def fidelity_line(name: str, what: str, table: LatencyTable, path: Path, space, 
 
 
 def same_session_lines(source: LatencyTable, source_path: str, space, full: LatencyTable, counts: list[int], configs, measured,
-                       repeats: int = 5) -> list[str]:
+                       probe: bool, repeats: int = 5) -> list[str]:
     """The transfer mapping fitted on n of the networks the target's full profile measured, in the same
     session as its held-out subnets (no measuring): what the mapping reaches when the machine's speed
-    does not move between fitting and checking; n random networks, ``repeats`` draws, mean figures."""
+    does not move between fitting and checking; n random networks, ``repeats`` draws, mean figures.
+    With ``probe``, the probe blocks' ratios come from the full profile's rows of those blocks."""
     networks = [r for r in full.networks if r["settled"]]
+    probes = [full.blocks[k] for k in probe_blocks(space, full.resolutions)] if probe else []
+    ratios = probe_ratios(source, probes) if probe else None
     out = []
     for n in counts:
-        scores = []
+        scores, chosen_models = [], set()
         for seed in range(repeats):
             picks = np.random.default_rng(seed).choice(len(networks), min(n, len(networks)), replace=False)
             chosen = [networks[i] for i in picks]
             mapping = fit_mapping(source, source_path, space, [r["config"] for r in chosen],
-                                  np.array([r["value_ms"] for r in chosen]), seed)
+                                  np.array([r["value_ms"] for r in chosen]), seed, ratios)
+            chosen_models.add(mapping.model)
             scores.append(latency_fidelity(measured, mapping.predict(source, space, configs)))
         mean = {k: float(np.mean([f[k] for f in scores])) for k in ("within_5pct", "within_10pct", "kendall_tau", "mape")}
-        out.append(f"  {'':<14} {'same session, ' + str(n) + ' networks (mapping)':<36} ±5% {mean['within_5pct'] * 100:5.1f}%  "
+        what = f"same session, {n} networks" + (f" + {len(probes)} probes" if probe else "")
+        out.append(f"  {'':<14} {what:<36} ±5% {mean['within_5pct'] * 100:5.1f}%  "
                    f"±10% {mean['within_10pct'] * 100:5.1f}%  tau {mean['kendall_tau']:.3f}  MAPE {mean['mape'] * 100:5.2f}%  "
-                   f"(fitted on the full profile's networks, mean of {repeats} draws; nothing measured)")
+                   f"(mapping fitted on the full profile's networks: {', '.join(sorted(chosen_models))}; mean of {repeats} "
+                   "draws; nothing measured)")
     return out
 
 
@@ -106,6 +112,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench-transfer")
     parser.add_argument("--remeasure", action="store_true", help="measure the held-out subnets on each target again "
                         "after its transfer, in the same session, and score the transfer against them too")
+    parser.add_argument("--no-probe", dest="probe", action="store_false", help="transfer from whole networks only, "
+                        "without probe blocks (as `ofahw profile --from ... --no-probe`)")
     parser.add_argument("--same-session-only", action="store_true", help="print only the same-session lines (the mapping "
                         "fitted on the full profile's own networks), measuring nothing")
     args = parser.parse_args()
@@ -122,7 +130,7 @@ def main() -> None:
         lines.append(f"target {name} ({full.deployment['runtime']} {full.deployment['precision']}, batch {full.batch}): full profile "
                      f"{len(full.rows)} items, device {full_s:.0f} s; held-out {len(configs)} fresh subnets measured on it")
         lines.append(fidelity_line(name, "full profile", full, folder / f"{name}.csv", space, configs, measured, full_s))
-        lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured))
+        lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured, args.probe))
         if args.same_session_only:
             continue
         target = load_target(name)
@@ -132,15 +140,17 @@ def main() -> None:
         steps = []
 
         def on_step(result, name=name, target=target, path=path, full_s=full_s, configs=configs, measured=measured, steps=steps):
-            n = result.table.meta["transfer"]["measured_networks"]
+            meta = result.table.meta["transfer"]
+            n = meta["measured_networks"]
             if n in counts:
-                what = f"transfer, {n} networks ({result.table.meta['transfer']['mapping']})"
+                what = f"transfer, {n} networks" + (f" + {meta['measured_blocks']} probes" if meta["measured_blocks"] else "") + \
+                    f" ({meta['mapping']})"
                 steps.append((what, result.table))
                 lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
                 print(lines[-1], flush=True)
 
         TransferCampaign(space, target, path, [args.source], samples=max(counts), resolutions=full.resolutions, fresh=True,
-                         progress=False, log=lambda m: None, on_step=on_step, batch=full.batch).run()
+                         progress=False, log=lambda m: None, on_step=on_step, batch=full.batch, probe=args.probe).run()
         if args.remeasure:
             print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
             now = measured_now(space, target, configs, full.batch, full.statistic)

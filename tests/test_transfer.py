@@ -12,7 +12,17 @@ from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import journal_path
 from ofahw.lut.predictors import PartFeatures
-from ofahw.lut.transfer import GROUPINGS, MAPPINGS, TransferCampaign, design, fit_mapping, parse_until
+from ofahw.lut.transfer import (
+    GROUPINGS,
+    MAPPINGS,
+    TransferCampaign,
+    design,
+    fit_mapping,
+    parse_until,
+    probe_blocks,
+    probe_group,
+    probe_ratios,
+)
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -28,12 +38,16 @@ def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
     result = transfer(target, tmp_path / "cpu-basic.csv", [profiled_lut], samples=10).run()
     table = LatencyTable.read(tmp_path / "cpu-basic.csv")
     source = LatencyTable.read(profiled_lut)
-    assert result.measured == 10 and len(table.networks) == 10 and set(table.blocks) == set(source.blocks)
+    probes = probe_blocks(get_space(SPACE), [RESOLUTION])
+    assert result.measured == 10 + len(probes) and len(table.networks) == 10 and set(table.blocks) == set(source.blocks)
     assert all(r["source"] == "measured on target cpu-basic" for r in table.networks)
-    block = next(iter(table.blocks.values()))
+    assert {k for k, r in table.blocks.items() if r["rounds"]} == set(probes)
+    assert all(table.blocks[k]["source"] == "measured on target cpu-basic" for k in probes)
+    block = next(r for k, r in table.blocks.items() if k not in probes)
     assert block["source"].startswith("transferred: ") and str(profiled_lut) in block["source"] and block["rounds"] == 0
     meta = table.meta["transfer"]
     assert meta["sources"] == [str(profiled_lut)] and meta["measured_networks"] == 10 and meta["device_s"]["wall"] > 0
+    assert meta["measured_blocks"] == len(probes) and "probed" in meta["mapping_cv"]["candidates"]
     assert meta["mapping"] in MAPPINGS and str(profiled_lut) in meta["proxy_kendall_tau"]
     assert result.transfer["steps"][-1]["samples"] == 10 and len(table.sentinels) >= 3
     config = get_space(SPACE).sample(1, np.random.default_rng(9), [RESOLUTION])[0]
@@ -111,7 +125,19 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
     assert journal_path(out).exists() and not out.exists()
     second = CountingTarget()
     result = transfer(second, out, [profiled_lut], samples=6).run()
-    assert first.calls + second.calls == 6 * FAST.network_rounds and len(result.table.networks) == 6
+    probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
+    assert first.calls + second.calls == 6 * FAST.network_rounds + probes * FAST.rounds and len(result.table.networks) == 6
+
+
+def test_a_rerun_measures_the_probes_a_transfer_without_them_only_derived(profiled_lut, tmp_path):
+    """A LUT's derived rows (never measured) are not taken as done: probing after a --no-probe transfer measures the probes."""
+    out = tmp_path / "new.csv"
+    transfer(CountingTarget(), out, [profiled_lut], samples=6, probe=False).run()
+    assert LatencyTable.read(out).meta["transfer"]["measured_blocks"] == 0
+    again = CountingTarget()
+    result = transfer(again, out, [profiled_lut], samples=6).run()
+    probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
+    assert again.calls == probes * FAST.rounds and result.table.meta["transfer"]["measured_blocks"] == probes
 
 
 def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
@@ -125,7 +151,8 @@ def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
                  "--until", "mape<=90%", "--no-progress", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["lut"] == "lut/cpu2.csv" and payload["transfer"]["reached"] is True
-    assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10  # stopped early
+    probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
+    assert payload["transfer"]["steps"] == [payload["transfer"]["steps"][0]] and payload["measured"] == 10 + probes  # stopped early
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "20",
                  "--until", "mape<=90%", "--no-progress", "--json"]) == 0  # run again: nothing to measure, the same mapping
     again = json.loads(capsys.readouterr().out)
@@ -134,6 +161,13 @@ def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     assert "does not combine with --from" in capsys.readouterr().err
     assert main(["profile", "--target", "cpu2", "--space", SPACE, "--until", "mape<=3%", "--out", "lut/x.csv"]) == 2
     assert "--until stops a transfer" in capsys.readouterr().err
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--no-probe", "--out", "lut/x.csv"]) == 2
+    assert "--no-probe is for a transfer" in capsys.readouterr().err
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--from", "lut/cpu.csv", "--samples", "5", "--no-probe",
+                 "--out", "lut/n.csv", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "with 5 networks and 0 probe blocks measured on the target" in out
+    assert LatencyTable.read("lut/n.csv").meta["transfer"]["measured_blocks"] == 0
 
 
 def test_fast_profile_measures_a_share_of_the_blocks_and_predicts_the_rest(tmp_path):
@@ -171,3 +205,33 @@ def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():
     assert mapping.model in ("scaled-per-kernel", "scaled-per-kernel-activation") and abs(mapping.scale_of(seven) - 3.0) < 0.01
     heads = [g for g in mapping.group_scale if not g.startswith("expanded_conv")]
     assert len(heads) >= 3 and len({round(mapping.group_scale[g], 12) for g in heads}) == 1
+
+
+def test_probe_groups_leave_out_size_and_expansion_and_one_block_stands_for_each():
+    space = get_space(SPACE)
+    key = "expanded_conv-input:16x16x40-output:8x8x80-expand:240-kernel:5-stride:2-idskip:0-se:1-hs:1"
+    assert probe_group(key) == "expanded_conv-input:40-output:80-kernel:5-stride:2-idskip:0-se:1-hs:1"
+    assert probe_group("InputStem-input:224x224x3-output:56x56x64-mid:32-skip:1") == "InputStem-input:3-output:64-skip:1"
+    probes = probe_blocks(space, [RESOLUTION, RESOLUTION + 32])
+    groups = {probe_group(k) for k in space.block_parts([RESOLUTION, RESOLUTION + 32])}
+    assert sorted(probe_group(k) for k in probes) == sorted(groups)  # one each
+    assert list(probes) == list(probe_blocks(space, [RESOLUTION, RESOLUTION + 32]))  # deterministic
+
+
+def test_the_probed_mapping_gives_each_group_its_measured_ratio():
+    """Each probe group slowed by its own factor (1-4x), beyond what kernel groups can express: with
+    the probe blocks' ratios the ``probed`` mapping is chosen, predicts the networks, and maps every
+    block by its group's ratio."""
+    space, rng = get_space(SPACE), np.random.default_rng(6)
+    rows = [{"kind": "block", "key": key, "value_ms": float(rng.uniform(0.05, 0.5))} for key in space.catalogue([RESOLUTION])]
+    source = LatencyTable(rows, {"resolutions": [RESOLUTION]})
+    factor = {g: float(rng.uniform(1.0, 4.0)) for g in {probe_group(k) for k in source.blocks}}
+    configs = space.sample(20, rng, [RESOLUTION])
+    y = 1.1 * np.array([sum(factor[probe_group(p.key)] * source.blocks[p.key]["value_ms"] for p in space.parts(c)) for c in configs])
+    probes = [{"key": k, "value_ms": factor[probe_group(k)] * source.blocks[k]["value_ms"]} for k in probe_blocks(space, [RESOLUTION])]
+    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_ratios(source, probes))
+    assert mapping.model == "probed" and abs(mapping.gain - 1.1) < 1e-6
+    assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-6)
+    assert all(abs(mapping.block_value(k, r["value_ms"]) - factor[probe_group(k)] * r["value_ms"]) < 1e-9 for k, r in source.blocks.items())
+    without = fit_mapping(source, "synthetic", space, configs, y)
+    assert without.model != "probed" and without.cv["candidates"][without.model]["mape"] > 0.01

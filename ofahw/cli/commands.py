@@ -69,7 +69,7 @@ def profile(args) -> int:
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
                                progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
                                calibration=args.calib, sources=args.sources, until=parse_until(args.until), fast=args.fast,
-                               energy=args.energy)
+                               energy=args.energy, probe=args.probe)
     payloads, lines, failures = [], [], []
     for target, outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -139,8 +139,8 @@ def _transfer_lines(transfer: dict, table) -> list[str]:
     taus = ", ".join(f"{path} {tau:.3f}" for path, tau in transfer["proxy_kendall_tau"].items())
     reached = {None: "", True: "; goal reached", False: "; goal NOT reached"}[transfer["reached"]]
     return [f"transferred from {transfer['source']} ({transfer['mapping']} mapping of its blocks, chosen by cross-validation) "
-            f"with {meta['measured_networks']} networks measured on the target in {meta['device_s']['wall']:.0f} s of device "
-            f"time{reached}",
+            f"with {meta['measured_networks']} networks and {meta.get('measured_blocks', 0)} probe blocks measured on the target "
+            f"in {meta['device_s']['wall']:.0f} s of device time{reached}",
             f"  proxy check (Kendall tau of each source's prediction against the first measurements): {taus}",
             *(f"  WARNING: {p} is a poor proxy" for p in transfer["poor_proxies"])]
 

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="sources", action="append", default=[], metavar="LUT",
                    help="transfer from this LUT (repeatable): measure only a designed set of whole subnets on the target")
     p.add_argument("--until", metavar="'mape<=3%%'", help="with --from: stop once the cross-validated MAPE reaches this")
+    p.add_argument("--no-probe", dest="probe", action="store_false",
+                   help="with --from: measure whole networks only, not one probe block per group of blocks (kind, channels, "
+                   "kernel, stride) as well; for devices where every item is costly to build")
     _ray(p, "measure each target in an actor on the cluster node offering its file's ray resources (a target without "
             "them: this node; targets of one device take turns); the journal, LUT and predictor stay here")
     p.add_argument("--ray-wait", type=_non_negative, default=0.0, metavar="SECONDS",

@@ -109,7 +109,8 @@ class Campaign:
             table = LatencyTable.read(self.out)
             self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
                                     "target": table.target_fingerprint, "batch": table.batch, "energy": table.has_energy}, self.out)
-            rows.update({(r["kind"], r["key"]): r for r in table.rows})
+            # derived rows (a transfer's or fast profile's blocks, never measured) are derived again, not taken as done
+            rows.update({(r["kind"], r["key"]): r for r in table.rows if r["rounds"]})
         if self.journal.exists():
             lines = self.journal.read_text(encoding="utf-8").splitlines()
             try:

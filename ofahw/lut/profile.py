@@ -21,12 +21,13 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
                     samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
                     calibration: str | None = None, sources: list[str] = (), until: float | None = None,
-                    fast: bool = False, energy: bool = False) -> list[tuple[Target, ProfileResult | Exception]]:
+                    fast: bool = False, energy: bool = False, probe: bool = True) -> list[tuple[Target, ProfileResult | Exception]]:
     """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
     ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
     ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
     ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
-    bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier). ``fast``: a
+    bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier, ``probe`` whether
+    probe blocks are measured too). ``fast``: a
     designed share of the blocks measured, the rest predicted (:class:`ofahw.lut.fast.FastCampaign`).
     ``energy``: energy per inference too, for every target (else for those whose file says so).
     Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
@@ -57,6 +58,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
         refuse_overwriting([f for b in batches for f in lut_files(lut_path(targets[0], b))], inputs)
     if until is not None and not sources:
         raise UserError("--until stops a transfer (--from) once its error is reached")
+    if not probe and not sources:
+        raise UserError("--no-probe is for a transfer (--from): a profile without a source measures every block")
     if fast and sources:
         raise UserError("--fast profiles without a source; --from transfers from one: choose either")
     for target in targets:
@@ -71,7 +74,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
                   "energy": sensor}
         if sources:
             refuse_overwriting(lut_files(lut_path(target, batch)), sources)
-            return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, **common)
+            return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, probe=probe,
+                                    **common)
         kind = FastCampaign if fast else Campaign
         return kind(space, target, lut_path(target, batch), resolutions, samples, **common)
 

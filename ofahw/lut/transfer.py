@@ -8,8 +8,16 @@ The mapping is chosen by cross-validation on the new device's own measurements, 
 follows the resolution alone (stem, head) keeps the common multiplier. Kernel size, not stage, is what
 the speed ratio between two runtimes follows (in this machine's LUTs, onnxruntime with basic graph
 optimisation ran 7x7 depthwise blocks 3-10x slower than with all optimisations, 3x3 ones 1.6-3x).
-The LUT's block rows are the source's blocks mapped so; its network rows are the new measurements,
-and its predictor is fitted on them as for any LUT (so reprofile, search and predict work unchanged).
+
+``probed``: one block of each probe group (a part's kind, channels, kernel, stride and flags; its
+size and expansion left out) is measured on the new device too, and every block of the group takes
+that block's speed ratio, times one gain fitted on the networks. In this machine's LUTs the log of
+the ratio between two runtimes had a standard deviation of 0.04-0.09 within such groups and of
+0.13-0.57 between them, more structure than a few whole networks can separate.
+
+The LUT's block rows are the source's blocks mapped so (a probe block: its measurement); its network
+rows are the new measurements, and its predictor is fitted on them as for any LUT (so reprofile,
+search and predict work unchanged).
 A rank check after the first samples says how good a proxy each source is; a poor one is reported,
 and more samples follow.
 """
@@ -29,8 +37,10 @@ from ofahw.fidelity import latency_fidelity
 from ofahw.lut.campaign import Campaign, Item, ProfileResult
 from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures
 from ofahw.lut.table import LatencyTable
+from ofahw.space import part_cost
 
 _KERNEL = re.compile(r"-kernel:(\d+)")
+_SIZED = re.compile(r"^(input|output):(?:\d+x)*(\d+)$")
 _HSWISH = re.compile(r"-hs:(\d)")
 
 
@@ -46,7 +56,15 @@ def kernel_activation_label(key: str) -> str:
     return kernel_label(key) + (f":hs{match.group(1)}" if match else "")
 
 
-GROUPINGS = {"scaled": kernel_label, "scaled-per-kernel": kernel_label, "scaled-per-kernel-activation": kernel_activation_label}
+def probe_group(key: str) -> str:
+    """A part without its spatial size and expansion (``expanded_conv-input:136-output:192-kernel:3-stride:2-...``):
+    the parts one probe block stands for."""
+    fields = [_SIZED.sub(r"\1:\2", f) for f in key.split("-") if not f.startswith(("expand:", "mid:"))]
+    return "-".join(fields)
+
+
+GROUPINGS = {"scaled": kernel_label, "scaled-per-kernel": kernel_label, "scaled-per-kernel-activation": kernel_activation_label,
+             "probed": probe_group}
 MAPPINGS = tuple(GROUPINGS)  # "scaled" has one multiplier; its grouping only names the groups it is written for
 GOOD_PROXY_TAU = 0.9  # rank agreement (Kendall) below which a source is reported as a poor proxy
 FIRST_LOOK = 10  # samples measured before the proxy check
@@ -73,6 +91,7 @@ class Mapping:
     overhead_ms: float  # added to every block
     intercept_ms: float
     cv: dict
+    gain: float = 1.0  # of a whole network's mapped block sum (``probed``: blocks keep their measured ratios)
 
     def scale_of(self, key: str) -> float:
         return self.group_scale[GROUPINGS[self.model](key)]
@@ -82,9 +101,9 @@ class Mapping:
 
     def predict(self, source: LatencyTable, space, configs: list[dict]) -> np.ndarray:
         """Whole-network latency (ms) on the new device the mapping itself gives: the mapped source
-        blocks summed, plus its intercept."""
+        blocks summed, times its gain, plus its intercept."""
         X = PartFeatures(source, space, labels=list(self.group_scale), grouping=GROUPINGS[self.model])(configs)
-        return _predict(X, (np.array(list(self.group_scale.values())), self.overhead_ms, self.intercept_ms))
+        return _predict(X, (self.gain * np.array(list(self.group_scale.values())), self.gain * self.overhead_ms, self.intercept_ms))
 
 
 def _fit(features: np.ndarray, y: np.ndarray, model: str, resolution: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -94,8 +113,13 @@ def _fit(features: np.ndarray, y: np.ndarray, model: str, resolution: np.ndarray
     The grouped mappings free only the groups whose latency varies among the measured networks of
     one resolution: a group that follows the resolution alone (the stem, the head, the pooling) is,
     with the others like it and the intercept, one of several columns that trade against each other
-    without bound, so it keeps the common multiplier of ``scaled``."""
+    without bound, so it keeps the common multiplier of ``scaled``. ``probed`` features come already
+    scaled by the probes' ratios: one common multiplier, no per-part overhead (a probe block keeps
+    its measurement)."""
     sums, count, weight = features[:, :-1], features[:, -1:], 1.0 / np.square(y)
+    if model == "probed":
+        common = LinearRegression(positive=True).fit(sums.sum(axis=1, keepdims=True), y, sample_weight=weight)
+        return np.full(sums.shape[1], common.coef_[0]), 0.0, float(common.intercept_)
     common = LinearRegression(positive=True).fit(np.hstack([sums.sum(axis=1, keepdims=True), count]), y, sample_weight=weight)
     scale = np.full(sums.shape[1], common.coef_[0])
     if model == "scaled":
@@ -113,24 +137,56 @@ def _predict(features: np.ndarray, fit: tuple[np.ndarray, float, float]) -> np.n
     return intercept + features[:, :-1] @ scale + overhead * features[:, -1]
 
 
-def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0) -> Mapping:
+def probe_ratios(source: LatencyTable, probes: list[dict]) -> dict[str, float]:
+    """Probe group -> speed ratio (new device / ``source``) of its measured block, from the probe
+    blocks' LUT rows ``probes``."""
+    blocks = source.blocks
+    return {probe_group(r["key"]): r["value_ms"] / blocks[r["key"]]["value_ms"] for r in probes if r["key"] in blocks}
+
+
+def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0,
+                probes: dict[str, float] | None = None) -> Mapping:
     """The better mapping of ``source`` onto the measurements ``y`` (ms) of ``configs``, by K-fold
-    cross-validated MAPE (out-of-fold predictions; K = min(5, n))."""
+    cross-validated MAPE (out-of-fold predictions; K = min(5, n)). ``probes``: the speed ratio of each
+    probe group (:func:`probe_ratios`); with a ratio for every group, ``probed`` is a candidate too."""
     folds = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed)
     resolution = np.array([c["r"] for c in configs])
     features = {g: PartFeatures(source, space, grouping=g) for g in set(GROUPINGS.values())}  # mappings share groupings
-    matrices = {g: f(configs) for g, f in features.items()}
+    ratio = None
+    if probes is not None and all(label in probes for label in features[probe_group].labels):
+        ratio = np.array([probes[label] for label in features[probe_group].labels])
+    models = [m for m in MAPPINGS if m != "probed" or ratio is not None]
+    matrices = {g: f(configs) for g, f in features.items() if g is not probe_group or ratio is not None}
+    if ratio is not None:
+        matrices[probe_group] = matrices[probe_group] * np.append(ratio, 1.0)
     scores = {}
-    for model in MAPPINGS:
+    for model in models:
         X, oof = matrices[GROUPINGS[model]], np.empty_like(y)
         for train, test in folds.split(X):
             oof[test] = _predict(X[test], _fit(X[train], y[train], model, resolution[train]))
         scores[model] = latency_fidelity(y, oof)
-    best = min(MAPPINGS, key=lambda m: scores[m]["mape"])
+    best = min(models, key=lambda m: scores[m]["mape"])
     scale, overhead, intercept = _fit(matrices[GROUPINGS[best]], y, best, resolution)
+    gain = 1.0
+    if best == "probed":
+        scale, gain = ratio, float(scale[0])
     labels = features[GROUPINGS[best]].labels
     return Mapping(source_path, best, dict(zip(labels, map(float, scale), strict=True)), overhead, intercept,
-                   {"chosen": best, "candidates": scores})
+                   {"chosen": best, "candidates": scores}, gain)
+
+
+def probe_blocks(space, resolutions: list[int]) -> dict[str, tuple[int, object]]:
+    """One block per probe group of ``space`` at ``resolutions``, by key -> (resolution, part): the
+    group's median by FLOPs (its middle size and expansion), so that its ratio stands for the others."""
+    groups: dict[str, list[tuple[str, tuple[int, object]]]] = {}
+    for key, entry in space.block_parts(resolutions).items():
+        groups.setdefault(probe_group(key), []).append((key, entry))
+    chosen = {}
+    for members in groups.values():
+        members.sort(key=lambda m: (part_cost(m[1][1])[0], m[0]))
+        key, entry = members[len(members) // 2]
+        chosen[key] = entry
+    return chosen
 
 
 def design(space, sources: list[tuple[str, LatencyTable]], n: int, resolutions: list[int], seed: int) -> list[dict]:
@@ -181,12 +237,16 @@ class TransferCampaign(Campaign):
     """A campaign that measures only the designed whole subnets on the new target and takes its
     blocks from the best-fitting source mapping. ``samples`` bounds how many are measured.
 
+    With ``probe`` it also measures one block per probe group (:func:`probe_blocks`; 36 for
+    OFA-MobileNetV3), in the first step, which makes ``probed`` a candidate mapping; without, whole
+    networks only (where every item is costly, such as a TensorRT engine build per block).
+
     It runs in steps of ``step`` samples: after the first, each source's rank agreement is reported
     (a poor proxy is said, and the steps go on to ``samples``); with ``until`` (a MAPE such as 0.03)
     it stops as soon as the LUT's cross-validated MAPE reaches it, else at ``samples``."""
 
     def __init__(self, space, target, out, sources: list[str | Path], samples: int = 30, resolutions=None,
-                 until: float | None = None, step: int = FIRST_LOOK, on_step=None, **kwargs):
+                 until: float | None = None, step: int = FIRST_LOOK, on_step=None, probe: bool = True, **kwargs):
         tables = [(str(p), LatencyTable.read(p)) for p in sources]
         if not tables:
             raise UserError("--from names no source LUT")
@@ -204,6 +264,7 @@ class TransferCampaign(Campaign):
         super().__init__(space, target, out, resolutions, samples, **kwargs)
         self.bound = samples  # the designed sequence's length; ``samples`` is how much of it a step measures
         self.until, self.step, self.on_step = until, step, on_step  # on_step(result) after each step (benchmarks)
+        self.probe = probe
         self._designed: list[dict] | None = None
         for path, table in tables:
             if table.batch != self.batch:
@@ -250,20 +311,25 @@ class TransferCampaign(Campaign):
         if self._designed is None:
             self._designed = design(self.space, self.sources, self.bound, self.resolutions, self.seed)
         b = self.batch
-        return [Item("network", self.space.config_hash(c), c["r"], (b, 3, c["r"], c["r"]), config=c)
-                for c in self._designed[: self.samples]]
+        probes = probe_blocks(self.space, self.resolutions) if self.probe else {}
+        return [Item("block", key, r, (b, *part.input_shape), part=part) for key, (r, part) in probes.items()] + [
+            Item("network", self.space.config_hash(c), c["r"], (b, 3, c["r"], c["r"]), config=c)
+            for c in self._designed[: self.samples]]
 
     def _complete_rows(self, rows: list[dict]) -> list[dict]:
         networks = [r for r in rows if r["kind"] == "network"]
+        probes = [r for r in rows if r["kind"] == "block" and r["rounds"]]
         settled = [r for r in networks if r["settled"]] if sum(r["settled"] for r in networks) >= 5 else networks
         configs, y = [r["config"] for r in settled], np.array([r["value_ms"] for r in settled])
         self.proxies = {path: latency_fidelity(y, _source_prediction(table, self.space, configs))["kendall_tau"]
                         for path, table in self.sources}
-        mappings = [fit_mapping(table, path, self.space, configs, y, self.seed) for path, table in self.sources]
+        mappings = [fit_mapping(table, path, self.space, configs, y, self.seed, probe_ratios(table, probes) if probes else None)
+                    for path, table in self.sources]
         self.mapping = min(mappings, key=lambda m: m.cv["candidates"][m.model]["mape"])
         source = dict(self.sources)[self.mapping.source]
         stat = self.target.protocol.statistic
-        wanted = set(self.space.block_parts(self.resolutions))
+        measured = {r["key"] for r in probes}
+        wanted = set(self.space.block_parts(self.resolutions)) - measured
         blocks = []
         for row in source.blocks.values():
             if row["key"] not in wanted:
@@ -273,20 +339,29 @@ class TransferCampaign(Campaign):
                            "flops_m": row["flops_m"], "params_m": row["params_m"], "statistic": stat, "value_ms": value,
                            f"{stat}_ms": value, "settled": True, "rounds": 0,
                            "source": f"transferred: {self.mapping.scale_of(row['key']):.4g} x block of "
-                                     f"{self.mapping.source} + {self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, fitted "
-                                     f"on {len(y)} networks measured on target {self.target.name})"})
-        return networks + blocks
+                                     f"{self.mapping.source} + {self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, "
+                                     f"{self._basis(len(y), len(probes))} on target {self.target.name})"})
+        return networks + probes + blocks
+
+    def _basis(self, networks: int, probes: int) -> str:
+        if self.mapping.model == "probed":
+            return (f"the speed ratio of its probe group's block, one of {probes} measured, chosen over the others by "
+                    f"{networks} networks measured")
+        return f"fitted on {networks} networks measured"
 
     def _extra_meta(self, rows: list[dict]) -> dict:
         networks = [r for r in rows if r["kind"] == "network"]
+        measured = networks + [r for r in rows if r["kind"] == "block" and r["rounds"]]
         m = self.mapping
         return {"transfer": {
             "sources": [p for p, _ in self.sources], "chosen_source": m.source, "mapping": m.model,
-            "group_scale": m.group_scale, "overhead_ms": m.overhead_ms, "intercept_ms": m.intercept_ms, "mapping_cv": m.cv,
+            "group_scale": m.group_scale, "overhead_ms": m.overhead_ms, "intercept_ms": m.intercept_ms, "gain": m.gain,
+            "mapping_cv": m.cv,
             "proxy_kendall_tau": self.proxies, "good_proxy_tau": GOOD_PROXY_TAU,
-            "measured_networks": len(networks),
-            "device_s": {"timed": sum(r["timed_s"] or 0 for r in networks), "wall": sum(r["wall_s"] or 0 for r in networks)},
-            "note": "block rows are the chosen source's blocks mapped onto this target; network rows were measured on it"}}
+            "measured_networks": len(networks), "measured_blocks": len(measured) - len(networks),
+            "device_s": {"timed": sum(r["timed_s"] or 0 for r in measured), "wall": sum(r["wall_s"] or 0 for r in measured)},
+            "note": "block rows are the chosen source's blocks mapped onto this target, but for the probe blocks, measured "
+                    "on it; network rows were measured on it"}}
 
 
 def _source_prediction(table: LatencyTable, space, configs: list[dict]) -> np.ndarray:
