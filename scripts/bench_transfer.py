@@ -3,8 +3,9 @@ latency landscapes this machine has.
 
 For each target T whose full profile and held-out measurements `scripts/bench_profile.py` left in
 --dir (T.csv and T-heldout.json: fresh subnets never used in fitting, measured on T): transfer from
-the source LUT to T with 10, 20, 30, 50 designed networks measured on T, and report the held-out
-fidelity of the transferred LUT and its device time against T's full profile. `--fast T` also runs
+the source LUT to T with 5, 10, 20, 30, 50 designed networks measured on T (and the probe blocks, unless
+--no-probe), and report the held-out fidelity of the transferred LUT and its device time against T's
+full profile. `--fast T` also runs
 a fast profile of T without a source. The "same session" lines fit the same mapping on n of the full
 profile's own networks, measured in the session that measured the held-out subnets: the gap between
 them and the transfer lines is the machine's speed moving between two sessions, not the mapping.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +107,8 @@ def main() -> None:
     parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
     parser.add_argument("--targets", default="cpu-int8,openvino,openvino-int8")
     parser.add_argument("--dir", default="runs/bench-profile", help="where bench_profile left each target's LUT and held-out file")
-    parser.add_argument("--samples", default="10,20,30,50")
+    parser.add_argument("--samples", default="5,10,20,30,50", help="networks measured at which the transfer is scored; the "
+                        "transfer runs in steps of their greatest common divisor (default: %(default)s)")
     parser.add_argument("--held-out", type=int, default=50)
     parser.add_argument("--fast", default="openvino", help="targets to fast-profile too, comma-separated (default: %(default)s; "
                         "'' for none)")
@@ -149,7 +152,8 @@ def main() -> None:
                 lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
                 print(lines[-1], flush=True)
 
-        TransferCampaign(space, target, path, [args.source], samples=max(counts), resolutions=full.resolutions, fresh=True,
+        TransferCampaign(space, target, path, [args.source], samples=max(counts), step=math.gcd(*counts),
+                         resolutions=full.resolutions, fresh=True,
                          progress=False, log=lambda m: None, on_step=on_step, batch=full.batch, probe=args.probe).run()
         if args.remeasure:
             print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
