@@ -95,7 +95,7 @@ class FastCampaign(Campaign):
         return [i for i in items if i.kind == "network" or i.key in chosen]
 
     def _complete_rows(self, rows: list[dict]) -> list[dict]:
-        measured = [r for r in rows if r["kind"] == "block" and r["rounds"]]
+        measured = [r for r in rows if r["kind"] == "block"]  # a campaign completes measured rows only
         have = {r["key"] for r in measured}
         missing = [i for i in self._all_blocks if i.key not in have]
         types = sorted({r["key"].split("-", 1)[0] for r in measured} | {i.key.split("-", 1)[0] for i in missing})
@@ -111,7 +111,7 @@ class FastCampaign(Campaign):
                     "source": f"predicted: block-cost model (ridge on the block's shape, FLOPs, params) fitted on "
                               f"{len(measured)} blocks measured on target {self.target.name}"}
                    for i, s, v in zip(missing, shells, predicted, strict=True)]
-        return [r for r in rows if r["kind"] == "network" or r["rounds"]] + derived
+        return rows + derived
 
     def _extra_meta(self, rows: list[dict]) -> dict:
         measured = [r for r in rows if r["kind"] == "block" and r["rounds"]]

@@ -324,7 +324,7 @@ class TransferCampaign(Campaign):
 
     def _complete_rows(self, rows: list[dict]) -> list[dict]:
         networks = [r for r in rows if r["kind"] == "network"]
-        probes = [r for r in rows if r["kind"] == "block" and r["rounds"]]
+        probes = [r for r in rows if r["kind"] == "block"]  # a campaign completes measured rows only
         settled = [r for r in networks if r["settled"]] if sum(r["settled"] for r in networks) >= 5 else networks
         configs, y = [r["config"] for r in settled], np.array([r["value_ms"] for r in settled])
         self.proxies = {path: latency_fidelity(y, _source_prediction(table, self.space, configs))["kendall_tau"]
@@ -357,7 +357,7 @@ class TransferCampaign(Campaign):
 
     def _extra_meta(self, rows: list[dict]) -> dict:
         networks = [r for r in rows if r["kind"] == "network"]
-        measured = networks + [r for r in rows if r["kind"] == "block" and r["rounds"]]
+        measured = [r for r in rows if r["rounds"]]
         m = self.mapping
         return {"transfer": {
             "sources": [p for p, _ in self.sources], "chosen_source": m.source, "mapping": m.model,
