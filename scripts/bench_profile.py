@@ -31,7 +31,7 @@ from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import chosen_scores
 from ofahw.fidelity import latency_fidelity as fidelity
 from ofahw.lut.campaign import Campaign
-from ofahw.measure import load_target, measure_in_rounds
+from ofahw.measure import load_target, measure_subnets
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -39,13 +39,12 @@ from ofahw.space import get_space
 def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, batch: int, energy: dict | None = None) -> list[dict]:
     """Each config's best round (the network protocol) and, with ``energy`` (sensor settings), its energy per inference."""
     space, target = get_space(space_name), load_target(target_spec)
-    cache = OnnxCache()
-    artifacts = [network_artifact(space, c, cache, batch) for c in configs]
     with target:
-        best = [m.to_dict() for m in measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress=True)]
+        best = [m.to_dict() for m in measure_subnets(target, space, configs, batch, seed, progress=True)]
         if energy is not None:
-            for m, artifact in zip(best, artifacts, strict=True):
-                m["energy_mj"] = target.measure_energy(artifact, energy).mj
+            cache = OnnxCache()
+            for m, config in zip(best, configs, strict=True):
+                m["energy_mj"] = target.measure_energy(network_artifact(space, config, cache, batch), energy).mj
     return best
 
 

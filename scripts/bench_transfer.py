@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
 from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_blocks, probe_ratios
-from ofahw.measure import load_target, measure_in_rounds
+from ofahw.measure import load_target, measure_subnets
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
@@ -73,7 +72,7 @@ def same_session_lines(source: LatencyTable, source_path: str, space, full: Late
     With ``probe``, the probe blocks' ratios come from the full profile's rows of those blocks."""
     networks = [r for r in full.networks if r["settled"]]
     probes = [full.blocks[k] for k in probe_blocks(space, full.resolutions)] if probe else []
-    ratios = probe_ratios(source, probes) if probe else None
+    ratios = probe_ratios(source, space, probes) if probe else None
     out = []
     for n in counts:
         scores, chosen_models = [], set()
@@ -95,10 +94,8 @@ def same_session_lines(source: LatencyTable, source_path: str, space, full: Late
 
 def measured_now(space, target, configs: list[dict], batch: int, statistic: str) -> np.ndarray:
     """``configs`` measured on ``target`` now, with its network protocol (as bench_profile measures held-out subnets)."""
-    cache = OnnxCache()
-    artifacts = [network_artifact(space, c, cache, batch) for c in configs]
     with target:
-        best = measure_in_rounds(target, artifacts, target.protocol.for_network(), seed=3)
+        best = measure_subnets(target, space, configs, batch, seed=3)
     return np.array([m.value(statistic) for m in best])
 
 

@@ -11,7 +11,7 @@ from ofahw.cli.main import main
 from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import journal_path
-from ofahw.lut.predictors import PartFeatures
+from ofahw.lut.predictors import PartFeatures, fit_predictor
 from ofahw.lut.transfer import (
     GROUPINGS,
     MAPPINGS,
@@ -24,7 +24,7 @@ from ofahw.lut.transfer import (
     probe_ratios,
 )
 from ofahw.predict import LutLatencyModel
-from ofahw.space import get_space
+from ofahw.space import get_space, part_cost
 
 
 def transfer(target, out, sources, samples=10, **kwargs):
@@ -63,6 +63,44 @@ def test_the_designed_set_is_deterministic_and_spread(profiled_lut):
     assert [space.config_hash(c) for c in other] != [space.config_hash(c) for c in first]
     flops = np.array([space.flops(c) for c in first])
     assert flops[:4].max() / flops[:4].min() > 1.5  # the first few already span the range
+
+
+def test_the_resolutions_take_turns_in_the_designed_set():
+    """Strata of the whole latency range would crowd the smallest resolution; every prefix of the
+    design holds each resolution once before any twice, and each resolution's picks spread over its
+    own latency range."""
+    space, rng = get_space(SPACE), np.random.default_rng(4)
+    resolutions = [RESOLUTION, RESOLUTION + 32, RESOLUTION + 64]
+    rows = [{"kind": "block", "key": key, "value_ms": float(rng.uniform(0.05, 0.5))} for key in space.catalogue(resolutions)]
+    source = LatencyTable(rows, {"resolutions": resolutions})
+    networks = [{"kind": "network", "key": space.config_hash(c), "config": c, "settled": True,
+                 "value_ms": sum(source.blocks[p.key]["value_ms"] for p in space.parts(c))} for c in space.sample(10, rng, resolutions)]
+    source = LatencyTable(rows + networks, {"resolutions": resolutions})
+    source.set_predictor(fit_predictor(source, space))
+    chosen = design(space, [("synthetic", source)], 12, resolutions, seed=0)
+    assert len({space.config_hash(c) for c in chosen}) == 12
+    for k in range(0, 12, 3):
+        assert sorted(c["r"] for c in chosen[k:k + 3]) == resolutions
+    for r in resolutions:
+        flops = [space.flops(c) for c in chosen if c["r"] == r]
+        assert max(flops) / min(flops) > 1.2
+
+
+def test_probe_ratios_follow_the_size_between_a_groups_ends():
+    """Speed ratios that grow with the block's size, FLOPs and input (as OpenVINO's do): the blocks of a
+    group take the ratio interpolated in log size between its probed ends; a group of fewer than three,
+    its probe's."""
+    space, resolutions = get_space(SPACE), [RESOLUTION, RESOLUTION + 32]
+    parts = space.block_parts(resolutions)
+    size = {k: part_cost(part)[0] + np.prod(part.input_shape) for k, (_, part) in parts.items()}
+    source = LatencyTable([{"kind": "block", "key": k, "value_ms": 1.0} for k in parts], {"resolutions": resolutions})
+    ratio = {k: 0.5 * (size[k] / 1e6) ** 0.25 for k in parts}  # log ratio linear in log size
+    probes = [{"key": k, "value_ms": ratio[k]} for k in probe_blocks(space, resolutions)]
+    found = probe_ratios(source, space, probes)
+    probed = {probe_group(p["key"]): p["key"] for p in probes}
+    size = {g: sum(probe_group(k) == g for k in parts) for g in probed}
+    assert set(found) == set(parts)
+    assert all(abs(found[k] / ratio[k if size[probe_group(k)] >= 3 else probed[probe_group(k)]] - 1) < 1e-9 for k in parts)
 
 
 def test_a_mapping_recovers_a_known_scaling_and_predicts_networks(profiled_lut):
@@ -207,15 +245,20 @@ def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():
     assert len(heads) >= 3 and len({round(mapping.group_scale[g], 12) for g in heads}) == 1
 
 
-def test_probe_groups_leave_out_size_and_expansion_and_one_block_stands_for_each():
+def test_probe_groups_leave_out_size_and_expansion_and_their_ends_are_probed():
     space = get_space(SPACE)
     key = "expanded_conv-input:16x16x40-output:8x8x80-expand:240-kernel:5-stride:2-idskip:0-se:1-hs:1"
     assert probe_group(key) == "expanded_conv-input:40-output:80-kernel:5-stride:2-idskip:0-se:1-hs:1"
     assert probe_group("InputStem-input:224x224x3-output:56x56x64-mid:32-skip:1") == "InputStem-input:3-output:64-skip:1"
-    probes = probe_blocks(space, [RESOLUTION, RESOLUTION + 32])
-    groups = {probe_group(k) for k in space.block_parts([RESOLUTION, RESOLUTION + 32])}
-    assert sorted(probe_group(k) for k in probes) == sorted(groups)  # one each
-    assert list(probes) == list(probe_blocks(space, [RESOLUTION, RESOLUTION + 32]))  # deterministic
+    resolutions = [RESOLUTION, RESOLUTION + 32]
+    probes, parts = probe_blocks(space, resolutions), space.block_parts(resolutions)
+    groups: dict[str, list[float]] = {}
+    for k, (_, part) in parts.items():
+        groups.setdefault(probe_group(k), []).append(part_cost(part)[0] + np.prod(part.input_shape))
+    for group, sizes in groups.items():
+        probed = sorted(part_cost(parts[k][1])[0] + np.prod(parts[k][1].input_shape) for k in probes if probe_group(k) == group)
+        assert probed == ([min(sizes), max(sizes)] if len(sizes) >= 3 else [sorted(sizes)[len(sizes) // 2]])
+    assert list(probes) == list(probe_blocks(space, resolutions))  # deterministic
 
 
 def test_the_probed_mapping_gives_each_group_its_measured_ratio():
@@ -229,7 +272,7 @@ def test_the_probed_mapping_gives_each_group_its_measured_ratio():
     configs = space.sample(20, rng, [RESOLUTION])
     y = 1.1 * np.array([sum(factor[probe_group(p.key)] * source.blocks[p.key]["value_ms"] for p in space.parts(c)) for c in configs])
     probes = [{"key": k, "value_ms": factor[probe_group(k)] * source.blocks[k]["value_ms"]} for k in probe_blocks(space, [RESOLUTION])]
-    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_ratios(source, probes))
+    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_ratios(source, space, probes))
     assert mapping.model == "probed" and abs(mapping.gain - 1.1) < 1e-6
     assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-6)
     assert all(abs(mapping.block_value(k, r["value_ms"]) - factor[probe_group(k)] * r["value_ms"]) < 1e-9 for k, r in source.blocks.items())

@@ -272,6 +272,12 @@ def idle_power(meter: Meter, seconds: float, clock=time.perf_counter, sleep=time
     return integrator.joules / max(integrator.t - start, 1e-9)
 
 
+def measure_energy_as_set(run, meter: Meter, settings: dict | None) -> EnergyMeasurement:
+    """:func:`measure_energy` with a target file's ``energy`` settings (``window_s``, ``idle_s``)."""
+    settings = settings or {}
+    return measure_energy(run, meter, window_s=float(settings.get("window_s", 1.0)), idle_s=float(settings.get("idle_s", 1.0)))
+
+
 def measure_energy(run, meter: Meter, window_s: float = 1.0, min_windows: int = 3, max_windows: int = 12,
                    gate: float = 0.03, idle_s: float = 1.0, clock=time.perf_counter, sleep=time.sleep) -> EnergyMeasurement:
     """Energy per call of ``run`` (mJ): idle power measured just before, then windows of back-to-back

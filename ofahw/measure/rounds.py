@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ofahw.export import Artifact
+from ofahw.export import Artifact, OnnxCache, network_artifact
 from ofahw.measure.protocol import Measurement, Protocol, best_round
 from ofahw.measure.target import Target
 
@@ -26,3 +26,12 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
                 rounds[i].append(target.measure(artifacts[i], protocol))
                 bar.update(1)
     return [best_round(r, protocol.statistic) for r in rounds]
+
+
+def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,
+                    progress: bool = False) -> list[Measurement]:
+    """Whole subnets ``configs`` of ``space`` at ``batch`` images a run, measured in rounds with the
+    target's network protocol (exported first where the cache lacks them). ``target`` must be open."""
+    cache = OnnxCache()
+    artifacts = [network_artifact(space, c, cache, batch) for c in configs]
+    return measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress)

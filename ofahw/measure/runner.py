@@ -8,6 +8,7 @@ one JSON job per line on stdin and writes one JSON line per event on stdout:
 ``{"id": ..., "measurement": {...}}`` or ``{"id": ..., "error": "..."}`` per job.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -20,7 +21,7 @@ import time
 import numpy as np
 
 from ofahw.measure.host import host_facts, openvino_request, ort_session_options, read_text  # ofahw:local-import
-from ofahw.measure.power import NoSensor, find_meter, measure_energy  # ofahw:local-import
+from ofahw.measure.power import NoSensor, find_meter, measure_energy_as_set  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
 INSTALL_HINT = {
@@ -151,14 +152,8 @@ def measure_job_energy(runtime, job):
     settings: sensor, rails, window_s, idle_s)."""
     if not hasattr(runtime, "prepare"):
         raise NoSensor(f"energy is measured with the onnxruntime or openvino runtime, not {type(runtime).__name__}")
-    settings = job["energy"] or {}
-    meter = find_meter(settings)
-    try:
-        run = runtime.prepare(job["path"], tuple(job["input_shape"]))
-        return measure_energy(run, meter, window_s=float(settings.get("window_s", 1.0)),
-                              idle_s=float(settings.get("idle_s", 1.0))).to_dict()
-    finally:
-        meter.close()
+    with contextlib.closing(find_meter(job["energy"])) as meter:
+        return measure_energy_as_set(runtime.prepare(job["path"], tuple(job["input_shape"])), meter, job["energy"]).to_dict()
 
 
 def main():

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact, Quantization, quantized_onnx
-from ofahw.measure.power import EnergyMeasurement, Meter, NoSensor, find_meter, measure_energy
+from ofahw.measure.power import EnergyMeasurement, Meter, NoSensor, find_meter, measure_energy_as_set
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 
 
@@ -178,15 +178,12 @@ class Target(ABC):
         No readable sensor: a TargetError naming what was looked for."""
         if not self._open:
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
-        meter = self.energy_meter(sensor)
-        prepared = self._prepare(artifact)
-        try:
-            settings = sensor or {}
-            m = measure_energy(prepared.run, meter, window_s=float(settings.get("window_s", 1.0)),
-                               idle_s=float(settings.get("idle_s", 1.0)))
-        finally:
-            self._release()
-            meter.close()
+        with contextlib.closing(self.energy_meter(sensor)) as meter:
+            prepared = self._prepare(artifact)
+            try:
+                m = measure_energy_as_set(prepared.run, meter, sensor)
+            finally:
+                self._release()
         return replace(m, mj=m.mj / prepared.per_call, std_mj=m.std_mj / prepared.per_call)
 
     def measure_group(self, artifacts: list[Artifact], mode: str, protocol: Protocol | None = None) -> Measurement:

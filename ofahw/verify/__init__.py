@@ -14,9 +14,8 @@ import numpy as np
 
 from ofahw._io import atomic_write_text, read_csv_rows
 from ofahw.errors import UserError
-from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
-from ofahw.measure import Target, measure_in_rounds
+from ofahw.measure import Target, measure_subnets
 from ofahw.search.archive import non_dominated
 from ofahw.space import Space
 
@@ -27,13 +26,10 @@ def verify_front(space: Space, configs: list[dict], predicted_ms: np.ndarray, ac
     ``out_csv``: predicted and measured latency, their ratio, and membership of the front that
     the measured latencies give (with ``accuracy``, higher is better), at ``batch`` images a run (the
     LUT's). Returns the error figures."""
-    protocol = target.protocol.for_network()
-    cache = OnnxCache()
     with target:
         device = target.metadata()
-        measured = measure_in_rounds(target, [network_artifact(space, c, cache, batch) for c in configs], protocol,
-                                     progress=progress)
-    stat = protocol.statistic
+        measured = measure_subnets(target, space, configs, batch, progress=progress)
+    stat = target.protocol.for_network().statistic
     values = np.array([m.value(stat) for m in measured])
     on_front = np.zeros(len(configs), dtype=bool)
     if accuracy is not None and len(configs):
