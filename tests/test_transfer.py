@@ -49,6 +49,9 @@ def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
     assert meta["sources"] == [str(profiled_lut)] and meta["measured_networks"] == 10 and meta["device_s"]["wall"] > 0
     assert meta["measured_blocks"] == len(probes) and "probed" in meta["mapping_cv"]["candidates"]
     assert meta["mapping"] in MAPPINGS and str(profiled_lut) in meta["proxy_kendall_tau"]
+    candidates = meta["mapping_cv"]["candidates"]  # the simplest within one standard error of the lowest CV MAPE
+    lowest = min(candidates.values(), key=lambda c: c["mape"])
+    assert meta["mapping"] == next(m for m in MAPPINGS if m in candidates and candidates[m]["mape"] <= lowest["mape"] + lowest["mape_se"])
     assert result.transfer["steps"][-1]["samples"] == 10 and len(table.sentinels) >= 3
     config = get_space(SPACE).sample(1, np.random.default_rng(9), [RESOLUTION])[0]
     assert LutLatencyModel.load(tmp_path / "cpu-basic.csv").predict([config])[0] > 0  # an ordinary LUT
@@ -240,7 +243,7 @@ def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():
                       for p in space.parts(c)) for c in configs])
     mapping = fit_mapping(source, "synthetic", space, configs, y)
     seven = next(k for k in source.blocks if "-kernel:7-" in k)
-    assert mapping.model in ("scaled-per-kernel", "scaled-per-kernel-activation") and abs(mapping.scale_of(seven) - 3.0) < 0.01
+    assert mapping.model in ("scaled-per-kernel", "scaled-per-kernel-activation") and abs(mapping.scale_of(seven) - 3.0) < 0.03
     heads = [g for g in mapping.group_scale if not g.startswith("expanded_conv")]
     assert len(heads) >= 3 and len({round(mapping.group_scale[g], 12) for g in heads}) == 1
 
