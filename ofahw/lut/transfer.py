@@ -9,10 +9,10 @@ follows the resolution alone (stem, head) keeps the common multiplier. Kernel si
 the speed ratio between two runtimes follows (in this machine's LUTs, onnxruntime with basic graph
 optimisation ran 7x7 depthwise blocks 3-10x slower than with all optimisations, 3x3 ones 1.6-3x).
 
-``probed``: the smallest and the largest block (by FLOPs) of each probe group (a part's kind,
-channels, kernel, stride and flags; its size and expansion left out) are measured on the new device
-too, and every block of the group takes the speed ratio interpolated between theirs at its FLOPs
-(log-log), times one gain fitted on the networks. In this machine's LUTs the log of the ratio between
+``probed``: the smallest and the largest block (FLOPs plus input elements) of each probe group (a
+part's kind, channels, kernel, stride and flags; its size and expansion left out) are measured on the
+new device too, and every block of the group takes the speed ratio interpolated between theirs at its
+size (log-log), times one gain fitted on the networks. In this machine's LUTs the log of the ratio between
 two runtimes had a standard deviation of 0.04-0.09 within such groups and of 0.13-0.57 between them,
 more structure than a few whole networks can separate; and within a group it follows the size: one
 probe per group (its median block) mapped the other blocks with a mean error of 6.3-16.0%, the two
@@ -246,21 +246,19 @@ def design(space, sources: list[tuple[str, LatencyTable]], n: int, resolutions: 
     pool = space.sample_stratified(max(10 * n, 200), np.random.default_rng(seed), resolutions)
     X = np.array([narrowed.encode(c) for c in pool])
     predicted = np.mean([np.argsort(np.argsort(_source_prediction(table, space, pool))) for _, table in sources], axis=0)
-    by_resolution = {r: sorted((i for i, c in enumerate(pool) if c["r"] == r), key=lambda i: predicted[i]) for r in resolutions}
-    turns = [resolutions[i] for i in _spread_order(len(resolutions))]
-    share = -(-n // len(resolutions))
-    base = next(p for p in (2, 3, 5, 7, 11, 13) if len(resolutions) % p)
+    order, at = np.argsort(predicted, kind="stable"), np.array([c["r"] for c in pool])
+    by_resolution = [m for m in (order[at[order] == r] for r in resolutions) if len(m)]  # each by predicted latency
+    turns = [by_resolution[i] for i in _spread_order(len(by_resolution))]
+    share = -(-n // len(turns))
+    base = next(p for p in (2, 3, 5, 7, 11, 13) if len(turns) % p)
     active = narrowed.active_mask(X)
     free = np.ones(len(pool), dtype=bool)
     chosen: list[int] = []
-    for k in range(n):
-        members = by_resolution[turns[k % len(turns)]]
-        strata = np.array_split(np.array(members, dtype=int), min(share, len(members)))
+    for k in range(n):  # the pool holds at least 10 n: never spent
+        members = turns[k % len(turns)]
+        strata = np.array_split(members, min(share, len(members)))
         stratum = strata[min(int(_radical_inverse(k, base) * len(strata)), len(strata) - 1)]
-        candidates = next((c for c in (stratum[free[stratum]], np.array(members, dtype=int)[free[members]],
-                                        np.flatnonzero(free)) if len(c)), None)
-        if candidates is None:
-            break  # the pool is spent
+        candidates = next(c for c in (stratum[free[stratum]], members[free[members]], np.flatnonzero(free)) if len(c))
         if chosen:
             distance = ((X[candidates][:, None, :] != X[chosen][None, :, :]) & active[candidates][:, None, :]).sum(axis=2).min(axis=1)
             pick = candidates[int(np.argmax(distance))]
@@ -403,7 +401,7 @@ class TransferCampaign(Campaign):
 
     def _basis(self, networks: int, probes: int) -> str:
         if self.mapping.model == "probed":
-            return (f"the speed ratio of its probe group's smallest and largest block interpolated at its FLOPs, of {probes} "
+            return (f"the speed ratio of its probe group's smallest and largest block interpolated at its size, of {probes} "
                     f"probe blocks measured, chosen over the others by {networks} networks measured")
         return f"fitted on {networks} networks measured"
 
