@@ -139,3 +139,13 @@ def test_predictor_falls_back_on_unsettled_samples_only_when_too_few_settled(pro
     table.rows = [r for r in table.rows if r["kind"] == "block"] + table.networks[:4]
     with pytest.raises(LutError, match="at least 5 whole-network samples"):
         fit_predictor(table, space)
+
+
+def test_predictor_candidates_can_be_narrowed_and_say_why(profiled_lut):
+    table = LatencyTable.read(profiled_lut)
+    space = get_space(table.meta["space"])
+    params, report = fit_predictor(table, space, models=("calibrated-sum",), why="blocks already fitted")
+    assert params["model"] == report["chosen"] == "calibrated-sum" and list(report["candidates"]) == ["calibrated-sum"]
+    assert report["candidates_why"] == "blocks already fitted" and "candidates_why" not in fit_predictor(table, space)[1]
+    with pytest.raises(ValueError, match="predictor models"):
+        fit_predictor(table, space, models=("lasso",))

@@ -13,7 +13,7 @@ from conftest import FAST, fast_cpu_target
 
 from ofahw.cli.main import main
 from ofahw.errors import UserError
-from ofahw.lut import LatencyTable
+from ofahw.lut import LatencyTable, fit_predictor
 from ofahw.measure import Measurement
 from ofahw.reprofile import (
     CONTENTION,
@@ -28,6 +28,7 @@ from ofahw.reprofile import (
     restore,
     steady_limit,
 )
+from ofahw.space import get_space
 
 
 def test_verdicts_on_known_ratios():
@@ -165,6 +166,17 @@ def test_uniform_drift_recalibrates_as_a_new_version_and_restore_brings_it_back(
     assert event["version"] == 3 and np.isclose(back.rows[0]["value_ms"], before.rows[0]["value_ms"])
     with pytest.raises(UserError, match="no version 7"):
         restore(lut, 7)
+
+
+def test_recalibration_refits_the_predictor_among_the_candidates_it_had(lut):
+    """A probed transfer's LUT keeps the calibrated sum alone; recalibrating must not bring the grouped model back."""
+    table = LatencyTable.read(lut)
+    table.set_predictor(fit_predictor(table, get_space(table.space_name), models=("calibrated-sum",), why="as a probed transfer"))
+    table.write(lut)
+    record = reprofile(lut, Slower(lut, 1.5), confirm_after_s=0)
+    after = LatencyTable.read(lut)
+    assert record["verdict"] == UNIFORM and after.meta["history"][-1]["event"] == "recalibrated"
+    assert list(after.report["candidates"]) == ["calibrated-sum"] and after.report["candidates_why"] == "as a probed transfer"
 
 
 def test_cli_exit_codes_and_lock(lut, tmp_path, capsys, monkeypatch):

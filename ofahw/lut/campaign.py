@@ -250,6 +250,10 @@ class Campaign:
         """More for the LUT's metadata (a transfer says what it was transferred from)."""
         return {}
 
+    def _predictor_models(self) -> dict:
+        """The latency predictor's candidates, as ``fit_predictor``'s ``models`` and ``why`` (default: all)."""
+        return {}
+
     def _finish(self, rows: list[dict], device: dict, wall_s: float, timed_s: float, measured: int,
                 reused_rounds: int) -> LatencyTable:
         rows = sorted(self._complete_rows(rows), key=lambda r: (r["kind"], r["resolution"], r["key"]))
@@ -282,7 +286,7 @@ class Campaign:
         table = LatencyTable(rows, meta)
         table.add_version({"version": 1, "event": "profiled", "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
                           history=[])
-        table.set_predictor(fit_predictor(table, self.space, seed=self.seed))
+        table.set_predictor(fit_predictor(table, self.space, seed=self.seed, **self._predictor_models()))
         if self.energy is not None:
             table.set_energy_predictor(fit_predictor(table, self.space, seed=self.seed, column="energy_mj"))
         table.write(self.out)

@@ -114,9 +114,11 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
         return est
 
 
-def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0, column: str = "value_ms") -> tuple[dict, dict]:
-    """Choose and fit the LUT's predictor of ``column`` (latency, or ``energy_mj``). Returns
-    (predictor parameters, report) for the JSON.
+def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0, column: str = "value_ms",
+                  models: tuple[str, ...] = MODELS, why: str | None = None) -> tuple[dict, dict]:
+    """Choose and fit the LUT's predictor of ``column`` (latency, or ``energy_mj``) among ``models``
+    (``why``: the reason for fewer than all, kept in the report). Returns (predictor parameters,
+    report) for the JSON.
 
     Every candidate is scored by K-fold cross-validation on the settled whole-network samples
     (out-of-fold predictions only); the one with the lowest MAPE is refitted on all of them. When
@@ -134,7 +136,10 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
     raw_ratio = X[:, :-1].sum(axis=1) / y
     cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
     candidates = {}
-    for model in MODELS:
+    unknown = set(models) - set(MODELS)
+    if not models or unknown:
+        raise ValueError(f"predictor models must be some of {MODELS}, got {models}")
+    for model in models:
         oof = cross_val_predict(LutLatencyRegressor(model=model), X, y, cv=cv)
         candidates[model] = latency_fidelity(y, oof)
     best = min(candidates, key=lambda m: candidates[m]["mape"])
@@ -143,6 +148,7 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
         "method": f"{folds}-fold cross-validation on {len(y)} whole-network samples measured on the target; out-of-fold predictions",
         "chosen": best,
         "candidates": candidates,
+        **({"candidates_why": why} if why else {}),
         "raw_block_sum_over_measured": {"mean": float(raw_ratio.mean()), "std": float(raw_ratio.std()), "n": int(len(y))},
         "excluded_unsettled": len(table.networks) - len(networks),
         "unsettled_used": sum(not r["settled"] for r in networks),

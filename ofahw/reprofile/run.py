@@ -20,7 +20,7 @@ from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache, network_artifact, part_artifact
 from ofahw.lut import LatencyTable, check_runtime, check_target, json_path
 from ofahw.lut.campaign import Campaign
-from ofahw.lut.predictors import fit_predictor
+from ofahw.lut.predictors import MODELS, fit_predictor
 from ofahw.measure import Target, measure_in_rounds
 from ofahw.reprofile.drift import (
     NON_UNIFORM,
@@ -143,7 +143,8 @@ def _rescale(csv_path: Path, table: LatencyTable, space, scale: float, at: str) 
     its predictor refitted, as the next version."""
     version = _keep_version(csv_path, table)
     table.rows = [_scaled(row, scale) for row in table.rows]
-    table.set_predictor(fit_predictor(table, space))
+    report = table.report  # the candidates it was chosen among (a probed transfer: the calibrated sum alone)
+    table.set_predictor(fit_predictor(table, space, models=tuple(report.get("candidates", MODELS)), why=report.get("candidates_why")))
     event = {"version": version + 1, "event": "recalibrated", "scale": scale, "at": at}
     return _write_version(csv_path, table, table.history, event)
 
