@@ -15,6 +15,7 @@ from ofahw.lut.predictors import PartFeatures, fit_predictor
 from ofahw.lut.transfer import (
     GROUPINGS,
     MAPPINGS,
+    PROBE_ROUNDS,
     TransferCampaign,
     design,
     fit_mapping,
@@ -42,6 +43,7 @@ def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
     assert result.measured == 10 + len(probes) and len(table.networks) == 10 and set(table.blocks) == set(source.blocks)
     assert all(r["source"] == "measured on target cpu-basic" for r in table.networks)
     assert {k for k, r in table.blocks.items() if r["rounds"]} == set(probes)
+    assert {table.blocks[k]["rounds"] for k in probes} == {PROBE_ROUNDS}
     assert all(table.blocks[k]["source"] == "measured on target cpu-basic" for k in probes)
     block = next(r for k, r in table.blocks.items() if k not in probes)
     assert block["source"].startswith("transferred: ") and str(profiled_lut) in block["source"] and block["rounds"] == 0
@@ -166,7 +168,7 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
     second = CountingTarget()
     result = transfer(second, out, [profiled_lut], samples=6).run()
     probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
-    assert first.calls + second.calls == 6 * FAST.network_rounds + probes * FAST.rounds and len(result.table.networks) == 6
+    assert first.calls + second.calls == 6 * FAST.network_rounds + probes * PROBE_ROUNDS and len(result.table.networks) == 6
 
 
 def test_a_rerun_measures_the_probes_a_transfer_without_them_only_derived(profiled_lut, tmp_path):
@@ -177,7 +179,7 @@ def test_a_rerun_measures_the_probes_a_transfer_without_them_only_derived(profil
     again = CountingTarget()
     result = transfer(again, out, [profiled_lut], samples=6).run()
     probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
-    assert again.calls == probes * FAST.rounds and result.table.meta["transfer"]["measured_blocks"] == probes
+    assert again.calls == probes * PROBE_ROUNDS and result.table.meta["transfer"]["measured_blocks"] == probes
 
 
 def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
