@@ -309,8 +309,8 @@ class TransferCampaign(Campaign):
 
     With ``probe`` it also measures the ends of each probe group (:func:`probe_blocks`; 70 blocks
     in OFA-MobileNetV3), in the first step and in :data:`PROBE_ROUNDS` round, which makes ``probed``
-    the mapping; without, whole
-    networks only (where every item is costly, such as a TensorRT engine build per block).
+    the mapping; without, whole networks only (where every item is costly, such as a TensorRT engine
+    build per block).
 
     It runs in steps of ``step`` samples: after the first, each source's rank agreement is reported
     (a poor proxy is said, and the steps go on to ``samples``); with ``until`` (a MAPE such as 0.03)
@@ -421,7 +421,7 @@ class TransferCampaign(Campaign):
     def _basis(self, networks: int, probes: int) -> str:
         if self.mapping.model == "probed":
             return (f"the speed ratio of its probe group's smallest and largest block interpolated at its size, of {probes} "
-                    f"probe blocks measured, chosen over the others by {networks} networks measured")
+                    f"probe blocks measured, its level set by {networks} networks measured")
         return f"fitted on {networks} networks measured"
 
     def _predictor_models(self) -> dict:
