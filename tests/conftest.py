@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OFAHW_CACHE", tempfile.mkdtemp(prefix="ofahw-test-cache-"))
-os.environ.setdefault("OFAHW_TARGETS", tempfile.mkdtemp(prefix="ofahw-test-targets-"))
+# removed when the test session's interpreter exits (a cache holds about 1.6 GB of exports)
+_CACHE = tempfile.TemporaryDirectory(prefix="ofahw-test-cache-")
+_TARGETS = tempfile.TemporaryDirectory(prefix="ofahw-test-targets-")
+os.environ.setdefault("OFAHW_CACHE", _CACHE.name)
+os.environ.setdefault("OFAHW_TARGETS", _TARGETS.name)
 
 from ofahw.measure import Protocol  # noqa: E402
 from ofahw.measure.cpu import OnnxruntimeCpuTarget  # noqa: E402
