@@ -55,7 +55,7 @@ def device_s(rows: list[dict]) -> float:
 def budget_line(full: LatencyTable, full_s: float) -> str:
     """What the goal's device share (5% of the full profile) buys on this target: whole networks at the
     mean device time the full profile spent on each of its own."""
-    networks = [r for r in full.rows if r["kind"] == "network"]
+    networks = full.networks
     each = device_s(networks) / len(networks)
     return (f"  {'':<14} 5% of the full profile = {0.05 * full_s:.1f} s = {0.05 * full_s / each:.1f} whole networks at its "
             f"networks' mean device time ({each:.2f} s each, in {networks[0]['rounds']} rounds), and no probe block")

@@ -217,9 +217,11 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
             error += np.abs(oof / y - 1) / REPEATS
         scores[model] = {k: v if k == "n" else float(np.mean([f[k] for f in repeats])) for k, v in repeats[0].items()}
         scores[model]["mape_se"] = float(error.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0
-    lowest = min(models, key=lambda m: scores[m]["mape"])
-    best = models[0] if ratio is not None else next(
-        m for m in models if scores[m]["mape"] <= scores[lowest]["mape"] + scores[lowest]["mape_se"])
+    if ratio is not None:
+        best = "probed"
+    else:
+        lowest = min(models, key=lambda m: scores[m]["mape"])
+        best = next(m for m in models if scores[m]["mape"] <= scores[lowest]["mape"] + scores[lowest]["mape_se"])
     scale, overhead, intercept = _fit(matrices[GROUPINGS[best]], y, best, resolution)
     gain = 1.0
     if best == "probed":
