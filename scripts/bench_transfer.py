@@ -10,7 +10,8 @@ a fast profile of T without a source. The "same session" lines fit the same mapp
 profile's own networks, measured in the session that measured the held-out subnets: the gap between
 them and the transfer lines is the machine's speed moving between two sessions, not the mapping.
 `--remeasure` measures the held-out subnets on T again right after the transfer, in its session, and
-scores every step's transferred LUT against those measurements too ("this session" lines).
+scores every step's transferred LUT and the fast profile (measured right after) against those measurements
+too ("this session" lines).
 
 Goals (issue 14), on every pair with <= 30 whole-network measurements (<= 5% of a full profile's
 device time): within ±10% >= 99%, within ±5% >= 90%, Kendall tau >= 0.95; --fast alone: <= 25% of the
@@ -35,7 +36,8 @@ import numpy as np
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
-from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_blocks, probe_ratios
+from ofahw.lut.probes import probe_blocks
+from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_ratios
 from ofahw.measure import load_target, measure_subnets
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
@@ -163,6 +165,7 @@ def main() -> None:
         TransferCampaign(space, target, path, [args.source], samples=max(counts), step=math.gcd(*counts),
                          resolutions=full.resolutions, fresh=True,
                          progress=False, log=lambda m: None, on_step=on_step, batch=full.batch, probe=args.probe).run()
+        now = None
         if args.remeasure:
             print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
             now = measured_now(space, target, configs, full.batch, full.statistic)
@@ -173,12 +176,13 @@ def main() -> None:
         if name in args.fast.split(","):
             path = out / f"{name}-fast.csv"
             print(f"fast profile of {name}", flush=True)
-            result = FastCampaign(space, target, path, full.resolutions, samples=30, fresh=True, progress=False,
-                                  log=lambda m: None, batch=full.batch).run()
-            cv = result.table.meta["fast"]["block_cost_model_cv"]
-            what = f"--fast ({result.table.meta['fast']['measured_blocks']} blocks)"
-            lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s)
-                         + f"; block-cost model CV MAPE {cv['mape']:.1%}")
+            table = FastCampaign(space, target, path, full.resolutions, samples=30, fresh=True, progress=False,
+                                 log=lambda m: None, batch=full.batch).run().table
+            what = f"--fast ({table.meta['fast']['measured_blocks']} blocks, {table.meta['fast']['measured_networks']} networks)"
+            cv = f"; its predictor's CV MAPE {table.report['candidates'][table.report['chosen']]['mape']:.1%}"
+            lines.append(fidelity_line(name, what, table, path, space, configs, measured, full_s) + cv)
+            if now is not None:
+                lines.append(fidelity_line(name, "this session: " + what, table, path, space, configs, now, full_s) + cv)
     print()
     print(f"ofahw bench_transfer — source {args.source} ({source.deployment['runtime']} {source.deployment['runtime_version']}, "
           f"{source.precision}, threads {source.device.get('threads')}), space {space.name} at {source.resolutions}; "

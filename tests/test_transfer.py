@@ -12,6 +12,7 @@ from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import journal_path
 from ofahw.lut.predictors import PartFeatures, fit_predictor
+from ofahw.lut.probes import probe_blocks, probe_group, probe_size
 from ofahw.lut.transfer import (
     GROUPINGS,
     MAPPINGS,
@@ -20,8 +21,6 @@ from ofahw.lut.transfer import (
     design,
     fit_mapping,
     parse_until,
-    probe_blocks,
-    probe_group,
     probe_ratios,
 )
 from ofahw.predict import LutLatencyModel
@@ -212,10 +211,11 @@ def test_cli_transfer(profiled_lut, tmp_path, monkeypatch, capsys):
     assert LatencyTable.read("lut/n.csv").meta["transfer"]["measured_blocks"] == 0
 
 
-def test_fast_profile_measures_a_share_of_the_blocks_and_predicts_the_rest(tmp_path):
+def test_fast_profile_measures_the_probe_blocks_and_interpolates_the_rest(tmp_path):
     from ofahw.lut.fast import FastCampaign
 
     space = get_space(SPACE)
+    probes, parts = probe_blocks(space, [RESOLUTION]), space.block_parts([RESOLUTION])
     result = FastCampaign(space, fast_cpu_target(), tmp_path / "fast.csv", [RESOLUTION], samples=6, progress=False,
                           log=lambda m: None).run()
     table = result.table
@@ -223,13 +223,33 @@ def test_fast_profile_measures_a_share_of_the_blocks_and_predicts_the_rest(tmp_p
     measured = [r for r in blocks if r["rounds"]]
     predicted = [r for r in blocks if not r["rounds"]]
     assert set(table.blocks) == set(space.block_parts([RESOLUTION]))  # every block has an entry
-    assert 0.15 * len(blocks) <= len(measured) <= 0.4 * len(blocks) and predicted
-    assert all(r["source"].startswith("predicted: block-cost model") and r["value_ms"] > 0 for r in predicted)
+    assert {r["key"] for r in measured} == set(probes) and predicted
+    assert all(r["source"].startswith("predicted: its probe group's smallest and largest block") for r in predicted)
     assert all(r["source"] == "measured on target cpu" for r in measured)
+    for row in predicted:  # between its group's two ends, in log latency against log size
+        ends = sorted((probe_size(parts[k][1]), table.blocks[k]["value_ms"]) for k in probes if probe_group(k) == probe_group(row["key"]))
+        (s0, v0), (s1, v1) = ends
+        at = np.log(probe_size(parts[row["key"]][1]) / s0) / np.log(s1 / s0)
+        assert abs(np.log(row["value_ms"]) - ((1 - at) * np.log(v0) + at * np.log(v1))) < 1e-9
+        assert row["flops_m"] > 0
     fast = table.meta["fast"]
     assert fast["measured_blocks"] == len(measured) and fast["predicted_blocks"] == len(predicted)
-    assert fast["measured_networks"] == 6 and 0 <= fast["block_cost_model_cv"]["mape"] and table.predictor
+    assert fast["measured_networks"] == 6 and "interpolated in log size" in fast["block_model"] and table.predictor
     assert result.measured == len(measured) + 6  # only those were timed
+
+
+def test_cli_fast_profile(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    fast_target_file(tmp_path, "cpu2", "{threads: 1}")
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--resolutions", str(RESOLUTION), "--fast", "--samples", "5",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
+    blocks = len(get_space(SPACE).block_parts([RESOLUTION]))
+    assert f"fast profile: {probes} blocks measured, {blocks - probes} predicted from them (per probe group" in out
+    assert f"measured {probes + 5} items this run" in out
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--fast", "--from", "lut/cpu2.csv", "--out", "lut/x.csv"]) == 2
+    assert "choose either" in capsys.readouterr().err
 
 
 def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():

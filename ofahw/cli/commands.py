@@ -146,10 +146,9 @@ def _transfer_lines(transfer: dict, table) -> list[str]:
 
 
 def _fast_lines(fast: dict) -> list[str]:
-    cv = fast["block_cost_model_cv"]
-    return [f"fast profile: {fast['measured_blocks']} blocks measured, {fast['predicted_blocks']} predicted by a block-cost "
-            f"model (5-fold CV on the measured blocks: MAPE {cv['mape']:.1%}, tau {cv['kendall_tau']:.3f}); "
-            f"{fast['measured_networks']} networks measured; {fast['device_s']['wall']:.0f} s of device time"]
+    return [f"fast profile: {fast['measured_blocks']} blocks measured, {fast['predicted_blocks']} predicted from them "
+            f"({fast['block_model']}); {fast['measured_networks']} networks measured; {fast['device_s']['wall']:.0f} s of "
+            "device time"]
 
 
 def predict(args) -> int:

@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "progress saved)")
     p.add_argument("--energy", action="store_true", help="also measure energy per inference of every item with the target's "
                    "power sensor (as `energy: true` in its file); none readable: one line saying what was looked for")
-    p.add_argument("--fast", action="store_true", help="measure a fifth of the blocks (spread over each stage) and 30 "
-                   "networks; predict the other blocks from a block-cost model fitted on those measured")
+    p.add_argument("--fast", action="store_true", help="measure the smallest and largest block of each group of blocks "
+                   "(kind, channels, kernel, stride) and 30 networks; predict the other blocks by interpolating between them")
     p.add_argument("--budget", help="wall-time limit such as 15m; a rerun resumes where it stopped")
     p.add_argument("--out", help="LUT path (default: lut/TARGET.csv; with several targets always lut/TARGET.csv)")
     p.add_argument("--seed", type=int, default=0, help="seed of the subnet sampling (default: %(default)s)")

@@ -27,8 +27,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
     ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
     ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
     bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier, ``probe`` whether
-    probe blocks are measured too). ``fast``: a
-    designed share of the blocks measured, the rest predicted (:class:`ofahw.lut.fast.FastCampaign`).
+    probe blocks are measured too). ``fast``: the
+    probe blocks measured, the rest interpolated between them (:class:`ofahw.lut.fast.FastCampaign`).
     ``energy``: energy per inference too, for every target (else for those whose file says so).
     Returns each (target, batch)'s target with its result or the error that stopped it (the others go on)."""
     names = [t.name for t in targets]

@@ -43,12 +43,11 @@ from ofahw.errors import LutError, UserError
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut.campaign import Campaign, Item, ProfileResult
 from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures
+from ofahw.lut.probes import interpolate_in_groups, probe_blocks, probe_size
 from ofahw.lut.table import LatencyTable
 from ofahw.measure import Protocol
-from ofahw.space import part_cost
 
 _KERNEL = re.compile(r"-kernel:(\d+)")
-_SIZED = re.compile(r"^(input|output):(?:\d+x)*(\d+)$")
 _HSWISH = re.compile(r"-hs:(\d)")
 
 
@@ -67,13 +66,6 @@ def kernel_activation_label(key: str) -> str:
 def each_block(key: str) -> str:
     """Every block its own group: ``probed`` gives each its own interpolated ratio."""
     return key
-
-
-def probe_group(key: str) -> str:
-    """A part without its spatial size and expansion (``expanded_conv-input:136-output:192-kernel:3-stride:2-...``):
-    the parts one probe block stands for."""
-    fields = [_SIZED.sub(r"\1:\2", f) for f in key.split("-") if not f.startswith(("expand:", "mid:"))]
-    return "-".join(fields)
 
 
 GROUPINGS = {"probed": each_block, "scaled": kernel_label, "scaled-per-kernel": kernel_label,
@@ -161,25 +153,12 @@ def _predict(features: np.ndarray, fit: tuple[np.ndarray, float, float]) -> np.n
 def probe_ratios(source: LatencyTable, space, probes: list[dict]) -> dict[str, float]:
     """Block -> speed ratio (new device / ``source``) for every block of ``source`` whose probe group
     was probed, from the probe blocks' LUT rows ``probes``: the ratio of its group's probes
-    interpolated in log size (:func:`_size`; log ratio), held flat beyond them; a group of one probe,
-    its ratio."""
-    blocks, size = source.blocks, {k: _size(part) for k, (_, part) in space.block_parts(source.resolutions).items()}
-    measured: dict[str, list[tuple[float, float]]] = {}
-    for r in probes:
-        if r["key"] in blocks and r["key"] in size:
-            measured.setdefault(probe_group(r["key"]), []).append(
-                (np.log(size[r["key"]]), np.log(r["value_ms"] / blocks[r["key"]]["value_ms"])))
-    ratios = {}
-    for key in blocks:
-        ends = sorted(measured.get(probe_group(key), []))
-        if ends and key in size:
-            ratios[key] = float(np.exp(np.interp(np.log(size[key]), [x for x, _ in ends], [y for _, y in ends])))
-    return ratios
-
-
-def _size(part) -> float:
-    """A part's FLOPs plus its input's elements: its size in a probe group (a pooling part has no FLOPs)."""
-    return part_cost(part)[0] + float(np.prod(part.input_shape))
+    interpolated in log size (:func:`~ofahw.lut.probes.interpolate_in_groups`), held flat beyond them;
+    a group of one probe, its ratio."""
+    blocks = source.blocks
+    sizes = {k: probe_size(part) for k, (_, part) in space.block_parts(source.resolutions).items() if k in blocks}
+    return interpolate_in_groups(sizes, ((r["key"], r["value_ms"] / blocks[r["key"]]["value_ms"])
+                                         for r in probes if r["key"] in blocks))
 
 
 def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0,
@@ -229,20 +208,6 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
     labels = features[GROUPINGS[best]].labels
     return Mapping(source_path, best, dict(zip(labels, map(float, scale), strict=True)), overhead, intercept,
                    {"chosen": best, "candidates": scores, "repeats": REPEATS, "rule": MAPPING_RULE}, gain)
-
-
-def probe_blocks(space, resolutions: list[int]) -> dict[str, tuple[int, object]]:
-    """The blocks to probe in each probe group of ``space`` at ``resolutions``, by key -> (resolution,
-    part): the group's smallest and largest (:func:`_size`), between which :func:`probe_ratios` interpolates;
-    a group of fewer than three blocks, its median one."""
-    groups: dict[str, list[tuple[str, tuple[int, object]]]] = {}
-    for key, entry in space.block_parts(resolutions).items():
-        groups.setdefault(probe_group(key), []).append((key, entry))
-    chosen = {}
-    for members in groups.values():
-        members.sort(key=lambda m: (_size(m[1][1]), m[0]))
-        chosen.update(members[i] for i in ((0, -1) if len(members) >= 3 else (len(members) // 2,)))
-    return chosen
 
 
 def design(space, sources: list[tuple[str, LatencyTable]], n: int, resolutions: list[int], seed: int) -> list[dict]:
