@@ -35,14 +35,14 @@ def probe_size(part) -> float:
 def probe_blocks(space, resolutions: list[int]) -> dict[str, tuple[int, object]]:
     """The blocks to probe in each probe group of ``space`` at ``resolutions``, by key -> (resolution,
     part): the group's smallest and largest (:func:`probe_size`), between which
-    :func:`interpolate_in_groups` interpolates; a group of fewer than three blocks, its median one."""
+    :func:`interpolate_in_groups` interpolates (a group of one: its block)."""
     groups: dict[str, list[tuple[str, tuple[int, object]]]] = {}
     for key, entry in space.block_parts(resolutions).items():
         groups.setdefault(probe_group(key), []).append((key, entry))
     chosen = {}
     for members in groups.values():
         members.sort(key=lambda m: (probe_size(m[1][1]), m[0]))
-        chosen.update(members[i] for i in ((0, -1) if len(members) >= 3 else (len(members) // 2,)))
+        chosen.update((members[0], members[-1]))
     return chosen
 
 
