@@ -17,7 +17,7 @@ from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
 from ofahw.lut.predictors import fit_predictor
-from ofahw.lut.table import LatencyTable, json_path
+from ofahw.lut.table import COLUMNS, LatencyTable, json_path
 from ofahw.measure import Measurement, Protocol, Target, best_round
 from ofahw.space import Part, Space, part_cost
 
@@ -165,6 +165,14 @@ class Campaign:
             "source": f"measured on target {self.target.name}",
             "energy_mj": energy["mj"] if energy else None, "energy_std_mj": energy["std_mj"] if energy else None,
         }
+
+    def _derived_block(self, key: str, resolution: int, flops_m: float, params_m: float, value_ms: float, source: str) -> dict:
+        """A block row not measured but derived (a transfer's or fast profile's): ``rounds`` 0, ``source``
+        saying how, its value under the target's statistic."""
+        stat = self.target.protocol.statistic
+        return {**dict.fromkeys(COLUMNS), "kind": "block", "key": key, "resolution": resolution, "flops_m": flops_m,
+                "params_m": params_m, "statistic": stat, "value_ms": value_ms, f"{stat}_ms": value_ms, "settled": True,
+                "rounds": 0, "source": source}
 
     # -- run ---------------------------------------------------------------------------------
     def _protocol(self, item: Item) -> Protocol:

@@ -37,16 +37,12 @@ class FastCampaign(Campaign):
         missing = [i for i in self._all_blocks if i.key not in have]
         sizes = {i.key: probe_size(i.part) for i in self._all_blocks}
         predicted = interpolate_in_groups(sizes, ((r["key"], r["value_ms"]) for r in measured))
-        stat = self.target.protocol.statistic
         derived = []
         for item in missing:
-            flops, params = (c / 1e6 for c in part_cost(item.part))
-            value = predicted[item.key]
-            derived.append({**{k: None for k in measured[0]}, "kind": "block", "key": item.key, "resolution": item.resolution,
-                            "flops_m": flops, "params_m": params, "statistic": stat, "value_ms": value, f"{stat}_ms": value,
-                            "settled": True, "rounds": 0,
-                            "source": f"predicted: its probe group's smallest and largest block, measured on target "
-                                      f"{self.target.name}, interpolated at its size (log-log)"})
+            flops, params = (float(c) / 1e6 for c in part_cost(item.part))
+            derived.append(self._derived_block(item.key, item.resolution, flops, params, predicted[item.key],
+                                               f"predicted: its probe group's smallest and largest block, measured on "
+                                               f"target {self.target.name}, interpolated at its size (log-log)"))
         return rows + derived
 
     def _extra_meta(self, rows: list[dict]) -> dict:

@@ -369,20 +369,14 @@ class TransferCampaign(Campaign):
                     for path, table in self.sources]
         self.mapping = min(mappings, key=lambda m: m.cv["candidates"][m.model]["mape"])
         source = dict(self.sources)[self.mapping.source]
-        stat = self.target.protocol.statistic
         measured = {r["key"] for r in probes}
         wanted = set(self.space.block_parts(self.resolutions)) - measured
-        blocks = []
-        for row in source.blocks.values():
-            if row["key"] not in wanted:
-                continue
-            value = self.mapping.block_value(row["key"], row["value_ms"])
-            blocks.append({**{k: None for k in row}, "kind": "block", "key": row["key"], "resolution": row["resolution"],
-                           "flops_m": row["flops_m"], "params_m": row["params_m"], "statistic": stat, "value_ms": value,
-                           f"{stat}_ms": value, "settled": True, "rounds": 0,
-                           "source": f"transferred: {self.mapping.scale_of(row['key']):.4g} x block of "
-                                     f"{self.mapping.source} + {self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, "
-                                     f"{self._basis(len(y), len(probes))} on target {self.target.name})"})
+        blocks = [self._derived_block(row["key"], row["resolution"], row["flops_m"], row["params_m"],
+                                      self.mapping.block_value(row["key"], row["value_ms"]),
+                                      f"transferred: {self.mapping.scale_of(row['key']):.4g} x block of {self.mapping.source} + "
+                                      f"{self.mapping.overhead_ms:.4g} ms ({self.mapping.model}, "
+                                      f"{self._basis(len(y), len(probes))} on target {self.target.name})")
+                  for row in source.blocks.values() if row["key"] in wanted]
         return networks + probes + blocks
 
     def _basis(self, networks: int, probes: int) -> str:
