@@ -2,7 +2,7 @@
 
 1. Profiles a space into a fresh LUT (timed: wall time and time inside timed inference).
 2. Measures fresh random subnets that were not used for fitting (uniform sampling, another seed),
-   with the campaign's protocol (rounds spread in time, fastest settled round kept), and compares
+   with the campaign's protocol (rounds spread in time, fastest round kept), and compares
    the LUT's predictions with them.
 3. Measures the same held-out subnets again in a second process and reports how far the two
    measurements of each subnet are apart.

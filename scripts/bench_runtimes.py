@@ -3,7 +3,7 @@
 onnxruntime fp32 and int8, OpenVINO fp32, int8 and bf16 (where the CPU has it), each with one
 thread by default, at one batch size. Every item is measured in rounds (the campaign's protocol:
 warm-up, adaptive repeats, dispersion gate), round k of every runtime before round k + 1 of any,
-so a slow spell of the machine falls on all runtimes alike; the fastest settled round is kept.
+so a slow spell of the machine falls on all runtimes alike; the fastest round is kept.
 Printed: whole subnets per runtime (median latency and ratio to onnxruntime fp32), then the ratio
 per block type, so one sees where int8 pays and where it does not.
 
@@ -53,7 +53,7 @@ def block_type(key: str) -> str:
 
 
 def measure_side_by_side(targets: dict, items: list, protocol: Protocol, seed: int) -> dict[str, list[float]]:
-    """name → the protocol statistic (ms) of each item, fastest settled of ``protocol.rounds`` rounds."""
+    """name → the protocol statistic (ms) of each item, fastest of ``protocol.rounds`` rounds."""
     rng = np.random.default_rng(seed)
     rounds = {name: [[] for _ in items] for name in targets}
     for k in range(protocol.rounds):
@@ -102,7 +102,7 @@ def main() -> None:
     base = np.array(net_ms[names[0]])
     print()
     print(f"ofahw bench_runtimes — {cpu_model()} ({', '.join(cpu_isa())}), {args.threads} thread(s), batch {args.batch}; "
-          f"space {space.name} at {resolutions}; {protocol.statistic} in ms, fastest settled of the rounds, measured now "
+          f"space {space.name} at {resolutions}; {protocol.statistic} in ms, fastest of the rounds, measured now "
           "on this machine; int8 = onnxruntime static QDQ, per-tensor, random calibration")
     print(f"\nwhole subnets ({len(networks)}, stratified over FLOPs):")
     print(f"  {'runtime':<18} {'median ms':>10} {'ratio to ' + names[0]:>28} {'(min – max)':>16}")

@@ -35,7 +35,7 @@ def verify_ensembles(space: Space, member_configs: dict[str, dict], ensembles: l
     With several targets (``parallel`` only) the members are spread over them: every device runs its
     share at the same time as the others (its share as a group where it holds more than one), and an
     ensemble's latency is that of the slowest device; moving inputs and outputs between devices is
-    not part of the figure. Each target uses its network protocol; the best settled round is kept.
+    not part of the figure. Each target uses its network protocol; the fastest round is kept.
     Every member runs ``batch`` images a run (that of the latencies it is compared with)."""
     if mode == "serial" and len(targets) > 1:
         raise UserError("serial ensembles run on one target; spreading members over devices needs --mode parallel")
@@ -83,7 +83,7 @@ def _members_alone(shares, targets, artifacts, pool) -> dict[tuple[Target, str],
 
 def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[Target, Measurement]:
     """One ensemble timed: every device runs its share at the same time as the others, round after
-    round; per device, the best settled round."""
+    round; per device, the fastest round."""
 
     def once(target: Target) -> Measurement:
         share = [artifacts[k] for k in shares[target]]

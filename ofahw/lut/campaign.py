@@ -146,7 +146,7 @@ class Campaign:
         return network_artifact(self.space, item.config, self.cache, self.batch)
 
     def _row(self, item: Item, records: list[dict], energy: dict | None = None) -> dict:
-        """One LUT row from an item's rounds: the fastest settled round, with the spread of all (and
+        """One LUT row from an item's rounds: the fastest round, with the spread of all (and
         its energy per inference, where measured)."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]

@@ -57,7 +57,7 @@ class Steadiness:
         if self.unsteady:
             out.append(f"the device was unsteady while it was profiled: a block's rounds differ by "
                        f"{self.block_round_spread:.0%} (median over blocks, fastest to slowest; a quiet device repeats "
-                       f"within a few percent). The LUT keeps each item's fastest settled round, but profile again with "
+                       f"within a few percent). The LUT keeps each item's fastest round, but profile again with "
                        f"--fresh when the device is quiet")
         if self.contended:
             out.append(f"the device was shared while it was profiled: whole networks' p90 lay {self.network_tail:.0%} "

@@ -10,11 +10,10 @@ from ofahw.measure.protocol import Measurement, Protocol, best_round
 from ofahw.measure.target import Target
 
 
-def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
-                      progress: bool = False) -> list[Measurement]:
-    """Measure each artifact in ``protocol.rounds`` rounds, each round over all artifacts in a new
-    random order, and return the fastest settled round of each, carrying the spread of its rounds.
-    ``target`` must be open."""
+def measure_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
+                   progress: bool = False) -> list[list[Measurement]]:
+    """Every round of each artifact: ``protocol.rounds`` rounds, each over all artifacts in a new
+    random order. ``target`` must be open."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -25,7 +24,14 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
             for i in rng.permutation(len(artifacts)):
                 rounds[i].append(target.measure(artifacts[i], protocol))
                 bar.update(1)
-    return [best_round(r, protocol.statistic) for r in rounds]
+    return rounds
+
+
+def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
+                      progress: bool = False) -> list[Measurement]:
+    """Each artifact measured in rounds (:func:`measure_rounds`): its fastest round, carrying the
+    spread of its rounds (:func:`best_round`). ``target`` must be open."""
+    return [best_round(r, protocol.statistic) for r in measure_rounds(target, artifacts, protocol, seed, progress)]
 
 
 def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,

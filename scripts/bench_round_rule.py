@@ -1,0 +1,111 @@
+"""Benchmark of the rule that picks the round an item keeps: the fastest round (ofahw's), against the
+fastest settled round (ofahw's rule before), on the same recorded rounds.
+
+Fresh random subnets are measured in several processes, one after the other, each with the target's
+network protocol (every round recorded). For each pair of processes and each rule, the two
+processes' kept values of the subnets are compared as a prediction of each other: Kendall tau, the
+speed ratio between the processes (median), and the share within ±5% with that ratio divided out.
+A rule that keeps a slow spell's round lowers these; a measurement can be no more trusted than it
+repeats.
+
+    python3 scripts/bench_round_rule.py [--target cpu] [--subnets 30] [--processes 2] [--out runs/bench-round-rule/cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ofahw.export import OnnxCache, network_artifact
+from ofahw.fidelity import latency_fidelity
+from ofahw.measure import Measurement, best_round, load_target, measure_rounds
+from ofahw.space import get_space
+
+
+def settled_first(rounds: list[Measurement], statistic: str) -> float:
+    """The rule before: the fastest settled round, else the fastest."""
+    return max(rounds, key=lambda m: (m.settled, -m.value(statistic))).value(statistic)
+
+
+RULES = {"fastest round (ofahw)": lambda rounds, stat: best_round(rounds, stat).value(stat),
+         "fastest settled round (before)": settled_first}
+
+
+def measure_all_rounds(job: dict) -> list[list[dict]]:
+    """Every round of each subnet of ``job``, measured in this process."""
+    space, target = get_space(job["space"]), load_target(job["target"])
+    cache = OnnxCache()
+    artifacts = [network_artifact(space, c, cache, job["batch"]) for c in job["configs"]]
+    with target:
+        rounds = measure_rounds(target, artifacts, target.protocol.for_network(), job["seed"])
+    return [[m.to_dict() for m in r] for r in rounds]
+
+
+def pair_line(rule: str, a: int, b: int, first: np.ndarray, second: np.ndarray) -> str:
+    ratio = float(np.median(second / first))
+    scaled = latency_fidelity(first, second / ratio)
+    return (f"  {rule:<31} processes {a + 1}/{b + 1}: Kendall tau {scaled['kendall_tau']:.3f}  speed ratio {ratio:.3f}  "
+            f"within ±5% (ratio divided out) {scaled['within_5pct'] * 100:5.1f}%  MAPE {scaled['mape'] * 100:5.2f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--space", default="ofa-mbv3-w1.2")
+    parser.add_argument("--resolutions", default="160,176,192,208,224")
+    parser.add_argument("--subnets", type=int, default=30)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--out", help="where the recorded rounds go (default: runs/bench-round-rule/TARGET.json)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measuring process
+    args = parser.parse_args()
+    if args.child:
+        job = json.loads(Path(args.child).read_text())
+        Path(args.child).write_text(json.dumps({**job, "rounds": measure_all_rounds(job)}))
+        return
+    if args.processes < 2:
+        parser.error("--processes must be at least 2 (pairs of processes are compared)")
+
+    space, target = get_space(args.space), load_target(args.target)
+    resolutions = [int(r) for r in args.resolutions.split(",")]
+    configs = space.sample(args.subnets, np.random.default_rng(args.seed), resolutions)
+    cache = OnnxCache()
+    for c in configs:  # exported once here, so no process spends its rounds' time on it
+        network_artifact(space, c, cache, args.batch)
+    out = Path(args.out or f"runs/bench-round-rule/{target.name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for k in range(args.processes):
+        print(f"[{k + 1}/{args.processes}] measuring {len(configs)} subnets on target {target.name} in a new process", flush=True)
+        job = out.with_name(f"{out.stem}-process{k + 1}.json")
+        job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": configs, "batch": args.batch,
+                                   "seed": args.seed + k}))
+        subprocess.run([sys.executable, __file__, "--child", str(job)], check=True)
+        processes.append([[Measurement.from_dict(m) for m in r] for r in json.loads(job.read_text())["rounds"]])
+        job.unlink()
+    out.write_text(json.dumps({"target": args.target, "configs": configs,
+                               "rounds": [[[m.to_dict() for m in r] for r in p] for p in processes]}))
+
+    stat = target.protocol.statistic
+    protocol = target.protocol.for_network()
+    differ = [sum(best_round(r, stat).value(stat) != settled_first(r, stat) for r in p) for p in processes]
+    print()
+    print(f"ofahw bench_round_rule — target {target.name} ({target.options}); space {space.name} at {resolutions}, batch "
+          f"{args.batch}; {len(configs)} fresh random subnets (seed {args.seed}) measured in {args.processes} processes, "
+          f"{protocol.rounds} rounds each, statistic {stat}; every round recorded in {out}")
+    print(f"subnets whose kept round differs between the rules, per process: {differ}")
+    for rule, keep in RULES.items():
+        kept = [np.array([keep(r, stat) for r in p]) for p in processes]
+        for a, b in itertools.combinations(range(len(processes)), 2):
+            print(pair_line(rule, a, b, kept[a], kept[b]))
+
+
+if __name__ == "__main__":
+    main()
