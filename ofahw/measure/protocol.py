@@ -116,9 +116,9 @@ def best_round(rounds: list[Measurement], statistic: str) -> Measurement:
     Settled rounds are not preferred: on this shared machine a slow spell can be steady (1.5-1.7x
     slower, passing the dispersion gate) while a quiet round is cut by short bursts and fails it, so
     a settled round first kept the spell. On the same recorded rounds of 30 subnets measured in two
-    processes, keeping the fastest raised their rank agreement (Kendall tau) from 0.55-0.94 to
-    0.83-0.95 on onnxruntime fp32 (six pairs of processes), 0.73 to 0.91 on OpenVINO, 0.64 to 0.94 on
-    onnxruntime int8 (runs of runs/offline/pin.py)."""
+    processes (scripts/bench_round_rule.py), keeping the fastest raised their rank agreement (Kendall
+    tau) from 0.83 to 0.92 on onnxruntime fp32, 0.87 to 0.94 on onnxruntime int8, 0.77 to 0.85 on
+    OpenVINO fp32 and 0.70 to 0.89 on OpenVINO int8."""
     best = min(rounds, key=lambda m: m.value(statistic))
     values = [m.value(statistic) for m in rounds]
     return replace(best, settled=any(m.settled for m in rounds), round_spread=max(values) / min(values) - 1.0)
