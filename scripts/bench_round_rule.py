@@ -81,30 +81,31 @@ def main() -> None:
         network_artifact(space, c, cache, args.batch)
     out = Path(args.out or f"runs/bench-round-rule/{target.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    processes = []
+    recorded = []  # per process, per subnet, its rounds as the child wrote them
     for k in range(args.processes):
         print(f"[{k + 1}/{args.processes}] measuring {len(configs)} subnets on target {target.name} in a new process", flush=True)
         job = out.with_name(f"{out.stem}-process{k + 1}.json")
         job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": configs, "batch": args.batch,
                                    "seed": args.seed + k}))
         subprocess.run([sys.executable, __file__, "--child", str(job)], check=True)
-        processes.append([[Measurement.from_dict(m) for m in r] for r in json.loads(job.read_text())["rounds"]])
+        recorded.append(json.loads(job.read_text())["rounds"])
         job.unlink()
-    out.write_text(json.dumps({"target": args.target, "configs": configs,
-                               "rounds": [[[m.to_dict() for m in r] for r in p] for p in processes]}))
+    out.write_text(json.dumps({"target": args.target, "configs": configs, "rounds": recorded}))
 
     stat = target.protocol.statistic
     protocol = target.protocol.for_network()
-    differ = [sum(best_round(r, stat).value(stat) != settled_first(r, stat) for r in p) for p in processes]
+    processes = [[[Measurement.from_dict(m) for m in r] for r in p] for p in recorded]
+    kept = {rule: [np.array([keep(r, stat) for r in p]) for p in processes] for rule, keep in RULES.items()}
+    new_rule, old_rule = kept.values()
+    differ = [int(np.sum(n != o)) for n, o in zip(new_rule, old_rule, strict=True)]
     print()
     print(f"ofahw bench_round_rule — target {target.name} ({target.options}); space {space.name} at {resolutions}, batch "
           f"{args.batch}; {len(configs)} fresh random subnets (seed {args.seed}) measured in {args.processes} processes, "
           f"{protocol.rounds} rounds each, statistic {stat}; every round recorded in {out}")
     print(f"subnets whose kept round differs between the rules, per process: {differ}")
-    for rule, keep in RULES.items():
-        kept = [np.array([keep(r, stat) for r in p]) for p in processes]
+    for rule, values in kept.items():
         for a, b in itertools.combinations(range(len(processes)), 2):
-            print(pair_line(rule, a, b, kept[a], kept[b]))
+            print(pair_line(rule, a, b, values[a], values[b]))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ class Protocol:
     A round is: warm-up (until both its run count and its duration are reached), then timed runs
     until the minimum count and time are reached and the dispersion gate holds, or the round's
     budget (``max_time_s``) runs out. A profiling campaign measures each item in ``rounds`` rounds
-    spread over the whole campaign and keeps the fastest round (:func:`best_round`): a shared machine has slow spells
-    lasting seconds (another tenant, a throttled clock) that no single round can see from inside.
+    spread over the whole campaign and keeps the fastest round (:func:`best_round`): a shared machine
+    has slow spells lasting seconds (another tenant, a throttled clock) that no single round can see
+    from inside.
 
     Whole networks are the ground truth a LUT is calibrated and judged on, and the longer a round
     lasts the likelier a slow spell falls into it, so networks get their own (more) rounds and
