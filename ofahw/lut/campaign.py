@@ -48,6 +48,11 @@ class ProfileResult:
     transfer: dict | None = None  # a transfer's steps, proxy check and mapping
 
 
+def _done(records: list[dict]) -> int:
+    """The rounds of an item finished: its journal records but those measured again later."""
+    return sum(not r.get("retried") for r in records)
+
+
 def journal_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.name + ".journal")
 
@@ -146,8 +151,9 @@ class Campaign:
         return network_artifact(self.space, item.config, self.cache, self.batch)
 
     def _row(self, item: Item, records: list[dict], energy: dict | None = None) -> dict:
-        """One LUT row from an item's rounds: the fastest round, with the spread of all (and
-        its energy per inference, where measured)."""
+        """One LUT row from every round measured of an item, retried ones too: the fastest round,
+        with the spread of all (and its energy per inference, where measured). ``rounds`` counts the
+        rounds asked for, ``attempts`` every round measured."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]
         best = best_round(measurements, stat)
@@ -157,9 +163,9 @@ class Campaign:
             "kind": item.kind, "key": item.key, "resolution": item.resolution, "config": item.config,
             "flops_m": float(flops), "params_m": float(params), "statistic": stat, "value_ms": best.value(stat),
             **{f"{s}_ms": getattr(best, s) for s in ("min", "p10", "median", "mean", "std", "p90", "p99")},
-            "n": best.n, "cov": best.cov, "rel_se": best.rel_se, "rounds": len(records),
+            "n": best.n, "cov": best.cov, "rel_se": best.rel_se, "rounds": _done(records),
             "round_spread": best.round_spread, "settled": best.settled,
-            "attempts": sum(r["attempts"] for r in records), "warmup_runs": best.warmup_runs,
+            "attempts": len(records), "warmup_runs": best.warmup_runs,
             "timed_s": sum(m.timed_s for m in measurements), "wall_s": sum(m.wall_s for m in measurements),
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "source": f"measured on target {self.target.name}",
@@ -191,7 +197,7 @@ class Campaign:
         # rounds lie far apart in time and a slow drift of the machine biases no kind of item.
         queue: list[tuple[Item, int]] = []
         for k in range(max(self._protocol(i).rounds for i in todo) if todo else 0):
-            pending = [i for i in todo if len(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
+            pending = [i for i in todo if _done(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
             queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
         self.log(f"profiling {self.space.name} on target {self.target.name} at batch {self.batch}: {len(todo)} items to measure "
                  f"({len(queue)} rounds; {reused_rounds} rounds reused from the journal), {len(rows)} already in the LUT "
@@ -214,11 +220,13 @@ class Campaign:
                 for (item, attempt), m in zip(batch, self.target.measure_batch(jobs), strict=True):
                     timed += m.timed_s
                     bar.update(1)
-                    if not m.settled and attempt <= self.target.protocol.retries:
-                        queue.append((item, attempt + 1))  # again later, when the machine may be quieter
+                    # a round that did not settle is kept (it may still be the fastest) and measured
+                    # again later, when the machine may be quieter
+                    retried = not m.settled and attempt <= self.target.protocol.retries
+                    if retried:
+                        queue.append((item, attempt + 1))
                         bar.total += 1
-                        continue
-                    record = {"kind": item.kind, "key": item.key, "attempts": attempt, "m": m.to_dict()}
+                    record = {"kind": item.kind, "key": item.key, "attempts": attempt, "retried": retried, "m": m.to_dict()}
                     journal.write(json.dumps(record) + "\n")
                     journal.flush()
                     os.fsync(journal.fileno())
