@@ -12,7 +12,7 @@ from ofahw.errors import UserError
 from ofahw.export import Artifact
 from ofahw.export.model import export_model, update_model_json
 from ofahw.images import ImageFolder
-from ofahw.measure import load_target
+from ofahw.measure import Target, load_target
 from ofahw.predict.subnet import describe_subnet
 from ofahw.search.outputs import read_front
 from ofahw.search.pick import pick
@@ -51,11 +51,12 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
            constraints: list[str] = (), by: str | None = None, weights: str | None = None, download: bool = False,
            calib: str | None = None, calib_images: int = 2000, formats: list[str] = ("onnx",), luts: list[str] = (),
            accuracy: str | None = None, target: str | None = None, measure: bool = False,
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = print, place: Callable[[Target], Target] | None = None) -> dict:
     """Export the chosen subnet of ``space_name`` into ``out`` (see :func:`export_model`) and return
     model.json's content: with the LUTs' latency predictions and the accuracy (the front's, or
     ``accuracy``'s prediction), and with ``measure`` the exported ONNX timed on ``target`` (default:
-    the first LUT's) with its network protocol, against that target's LUT prediction. With a
+    the first LUT's; ``place`` puts it where it measures, a Ray node) with its network protocol,
+    against that target's LUT prediction. With a
     TensorRT format and an SSH ``target``, the engine is built on that device and fetched."""
     space = get_space(space_name)
     if measure and not (target or luts):
@@ -79,20 +80,23 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
         model = export_model(space, config, weights_path, out, formats, calibration, provenance, log, builder)
     if measure:
         model = update_model_json(out, {"measured": measure_export(out, model, target or predicted["latencies"][0]["target"],
-                                                                   predicted["latencies"])})
+                                                                   predicted["latencies"], place)})
     return model
 
 
-def measure_export(out: str | Path, model: dict, target_spec: str, latencies: list[dict]) -> dict:
+def measure_export(out: str | Path, model: dict, target_spec: str, latencies: list[dict],
+                   place: Callable[[Target], Target] | None = None) -> dict:
     """Time ``out``/model.onnx on ``target_spec`` (the target's network protocol; an int8 target
     quantizes it first, as when profiling) and compare with that target's batch-1 LUT prediction."""
     target = load_target(target_spec)
+    target = place(target) if place else target
     onnx = Path(out) / model["files"]["onnx"]["file"]
     shape = tuple(model["files"]["onnx"]["input"])
     protocol = target.protocol.for_network()
     with target:
         m = target.measure(Artifact(f"export:{model['config_hash']}", shape, lambda: onnx), protocol)
-    result = {"target": target.name, "file": onnx.name, "precision": target.precision, "statistic": protocol.statistic,
+    result = {"target": target.name, **target.where_measured(), "file": onnx.name, "precision": target.precision,
+              "statistic": protocol.statistic,
               "source": f"measured on target {target.name} ({target.precision}) with its network protocol", **m.to_dict()}
     lut = next((lat for lat in latencies if lat["target"] == target.name and lat["batch"] == 1), None)
     if lut is not None:

@@ -4,6 +4,7 @@ the second node (their LUT records it; its loss stops the run with progress save
 for), what the cluster can place, and one line for a resource no node offers."""
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from ofahw.cluster.placement import TargetHost
 from ofahw.evaluate import ImageFolder
 from ofahw.lut.table import LatencyTable
 from ofahw.measure import load_target
+from ofahw.reprofile import EXIT_STATUS
 from ofahw.space import get_space
 
 LAB = "lab-b/cpu"  # the custom resource only the second node offers
@@ -142,6 +144,52 @@ def test_profile_on_the_node_offering_the_resource(cluster, tmp_path, capsys):
     assert "pass --ray" in capsys.readouterr().err and not (tmp_path / "here.csv").exists()
     assert main(["targets", "check", "--target", str(target)]) == 2  # nor does any other command measure it here
     assert "ofahw profile --ray" in capsys.readouterr().err
+
+
+def test_measuring_commands_place_their_target(cluster, tmp_path, weights, capsys):
+    """check, predict --measure, export --measure and reprofile measure a pinned target on its node with
+    --ray, as profile does."""
+    node = second_node(cluster)
+    target = pinned_target(tmp_path, "lab", f'"{LAB}": 1')
+    lut = tmp_path / "lab.csv"
+    assert main(profile_argv(target, lut)) == 0
+    capsys.readouterr()
+    assert main(["targets", "check", "--target", str(target), "--ray", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ray_node"]["node_id"] == node.node_id
+    config = LatencyTable.read(lut).networks[0]["config"]
+    assert main(["predict", "--lut", str(lut), "--config", json.dumps(config), "--measure", "--target", str(target),
+                 "--ray", "--json"]) == 0
+    measured = json.loads(capsys.readouterr().out)["measured"]
+    assert measured["ray_node"]["node_id"] == node.node_id and measured["p10"] > 0
+    assert main(["export", "--space", SPACE, "--config", json.dumps(config), "--weights", str(weights), "--target",
+                 str(target), "--measure", "--ray", "--out", str(tmp_path / "model"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["measured"]["ray_node"]["node_id"] == node.node_id
+    code = main(["reprofile", "--lut", str(lut), "--target", str(target), "--ray", "--check-only", "--confirm-after", "0",
+                 "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert code == EXIT_STATUS[record["verdict"]] and record["ray_node"]["node_id"] == node.node_id
+    checks = (tmp_path / "lab.history" / "checks.jsonl").read_text().splitlines()
+    assert json.loads(checks[-1])["ray_node"]["node_id"] == node.node_id
+
+
+@pytest.mark.skipif(shutil.which("crontab") is None, reason="cron is not installed")
+def test_a_schedule_of_a_placed_target_measures_on_ray(cluster, tmp_path, capsys):
+    from ofahw.reprofile import schedule
+
+    second_node(cluster)
+    target = pinned_target(tmp_path, "lab", f'"{LAB}": 1')
+    lut = tmp_path / "lab.csv"
+    assert main(profile_argv(target, lut)) == 0
+    install = ["schedule", "install", "--target", str(target), "--lut", str(lut), "--via", "cron"]
+    before = schedule._read()
+    try:
+        assert main(install) == 2
+        assert "with --ray ADDRESS" in capsys.readouterr().err
+        assert main([*install, "--ray", "--ray-wait", "60"]) == 0
+        [entry] = [e for e in schedule.entries() if e["lut"] == str(lut.resolve())]
+        assert entry["command"].split(">>")[0].rstrip().endswith(f"--lut {lut.resolve()} --ray auto --ray-wait 60")
+    finally:
+        schedule._write(before)
 
 
 def test_two_targets_one_pinned_one_here(cluster, tmp_path, capsys):
@@ -284,3 +332,9 @@ def test_bad_ray_arguments(tmp_path, images, weights, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and message in err, err
     assert not (tmp_path / "o" / "accuracy.jsonl").exists()
+    for argv, flag in ((["predict", "--config", "{}", "--ray"], "--measure"),
+                       (["search", "--out", str(tmp_path / "s"), "--ray", "local"], "--verify")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"without {flag} nothing is measured" in err, err
+    assert not (tmp_path / "s").exists()

@@ -35,13 +35,16 @@ def _placement_text(row: dict) -> str:
 
 
 def targets_check(args) -> int:
-    from ofahw.measure import load_target
+    from ofahw.cli._targets import load_targets
     from ofahw.measure.check import check_target
 
-    result = check_target(load_target(args.target, args.accept_host_key), energy=args.energy)
+    [target] = load_targets([args.target], args, args.accept_host_key)
+    result = check_target(target, energy=args.energy)
     probe, meta, energy = result["probe"], result["metadata"], result["energy"]
     emit(args, result, [
         f"target {result['target']} ({result['kind']}, {result['source']}): OK",
+        *([f"  measured on Ray node {node['host']} ({node['address']}, node id {node['node_id']})"]
+          if (node := result.get("ray_node")) else []),
         *(f"  {k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in meta.items()),
         f"  probe {probe['model']}: measured p10 {probe['p10']:.4f} ms, median {probe['median']:.4f} ms "
         f"over {probe['n']} runs ({'settled' if probe['settled'] else 'NOT settled'})",
@@ -53,17 +56,13 @@ def targets_check(args) -> int:
 
 
 def profile(args) -> int:
+    from ofahw.cli._targets import load_targets
     from ofahw.lut.profile import profile_targets
     from ofahw.lut.transfer import parse_until
-    from ofahw.measure import load_target
     from ofahw.space import get_space
 
     space = get_space(args.space)
-    targets = [load_target(spec, args.accept_host_key) for spec in args.target]
-    if args.ray is not None:
-        from ofahw.cluster import place_targets
-
-        targets = place_targets(targets, args.ray, args.ray_wait)
+    targets = load_targets(args.target, args, args.accept_host_key)
     samples = args.samples if args.samples is not None else (30 if args.sources or args.fast else 100)
     outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
@@ -152,8 +151,10 @@ def _fast_lines(fast: dict) -> list[str]:
 
 
 def predict(args) -> int:
+    from ofahw.cli._targets import placement, refuse_unused_ray
     from ofahw.predict.subnet import describe_subnet, measure_subnet
 
+    refuse_unused_ray(args, args.measure, "--measure")
     info = describe_subnet(read_config(args.config), args.lut, args.accuracy, args.space, args.accuracy_resolutions,
                            batch=args.batch)
     lines = [f"subnet {info['config_hash']} of {info['space']}: {info['flops_m']:.1f} M MACs (counted), "
@@ -173,7 +174,7 @@ def predict(args) -> int:
             raise UserError("--measure needs --lut: the measurement is compared with that LUT's prediction")
         first = info["latencies"][0]
         stat = first["statistic"]
-        measured = measure_subnet(first["lut"], info["config"], args.target)
+        measured = measure_subnet(first["lut"], info["config"], args.target, placement(args))
         info["measured"] = measured
         info["predicted_over_measured"] = first["latency_ms"] / measured[stat]
         lines.append(f"  measured now on target {measured['target']}: {stat} {measured[stat]:.3f} ms, median "
@@ -184,12 +185,15 @@ def predict(args) -> int:
 
 
 def export_model(args) -> int:
+    from ofahw.cli._targets import placement, refuse_unused_ray
     from ofahw.deploy import deploy
     from ofahw.export.model import parse_formats
 
+    refuse_unused_ray(args, args.measure, "--measure")
     model = deploy(args.space, args.out, read_config(args.config) if args.config else None, args.front, args.rank,
                    args.constraint or [], args.by, args.weights, args.download, args.calib, args.calib_images,
-                   parse_formats(args.format), args.lut, args.accuracy, args.target, args.measure, log=progress_line)
+                   parse_formats(args.format), args.lut, args.accuracy, args.target, args.measure, log=progress_line,
+                   place=placement(args))
     lines = [f"exported subnet {model['config_hash']} of {model['space']} ({model['selected']['from']}) to {args.out}:"]
     for name, info in model["files"].items():
         check = info.get("checked_against_torch")

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy", action="store_true", help="also measure the tiny model's energy per inference with the "
                    "target's power sensor (RAPL, NVML, Jetson rails); none readable: one line saying what was looked for")
     p.add_argument("--accept-host-key", action="store_true", help="accept an SSH target's unknown host key")
+    _placed(p)
     _json(p)
     p.set_defaults(func=commands.targets_check)
 
@@ -110,11 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", dest="probe", action="store_false",
                    help="with --from: measure whole networks only, not one probe block per group of blocks (kind, channels, "
                    "kernel, stride) as well; for devices where every item is costly to build")
-    _ray(p, "measure each target in an actor on the cluster node offering its file's ray resources (a target without "
-            "them: this node; targets of one device take turns); the journal, LUT and predictor stay here")
-    p.add_argument("--ray-wait", type=_non_negative, default=0.0, metavar="SECONDS",
-                   help="with --ray: when a target's node is lost, wait this long for it to come back (default: stop at once, "
-                   "progress saved)")
+    _placed(p, "measure each target in an actor on the cluster node offering its file's ray resources (a target without "
+               "them: this node; targets of one device take turns); the journal, LUT and predictor stay here",
+            "progress saved")
     p.add_argument("--energy", action="store_true", help="also measure energy per inference of every item with the target's "
                    "power sensor (as `energy: true` in its file); none readable: one line saying what was looked for")
     p.add_argument("--fast", action="store_true", help="measure the smallest and largest block of each group of blocks "
@@ -140,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _batch(p)
     p.add_argument("--measure", action="store_true", help="also measure the subnet now on the first LUT's target and print both")
     p.add_argument("--target", help="target for --measure (default: the first LUT's target)")
+    _placed(p, "with --measure: " + PLACED)
     _json(p)
     p.set_defaults(func=commands.predict)
 
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint of an interrupted run")
     p.add_argument("--verify", action="store_true", help="measure the front on the target afterwards")
     p.add_argument("--target", help="target for --verify (default: the first LUT's target)")
+    _placed(p, "with --verify: " + PLACED, "the search's final checkpoint kept: a rerun only verifies")
     p.add_argument("--no-progress", action="store_true")
     _json(p)
     p.set_defaults(func=search_cmd.search, interrupted=search_cmd.interrupted)
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", help="an accuracy source whose prediction goes into model.json (default: the front's top1)")
     p.add_argument("--target", help="target for --measure (default: the first LUT's)")
     p.add_argument("--measure", action="store_true", help="time the exported model on the target; compare with its LUT")
+    _placed(p, "with --measure: " + PLACED, "the exported model kept")
     p.add_argument("--out", required=True, help="models/NAME folder")
     _json(p)
     p.set_defaults(func=commands.export_model)
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", help="target for --verify (default: cpu); repeat it to spread each "
                    "ensemble's members over several devices (parallel mode)")
     p.add_argument("--space", help="space of the front's configs (needed with --verify)")
+    _placed(p, "with --verify: " + PLACED + "; with several --target, each placed on its own")
     p.add_argument("--out", required=True, help="runs/NAME-ens folder")
     _json(p)
     p.set_defaults(func=search_cmd.ensemble)
@@ -268,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confirm-after", type=_non_negative, default=60.0, metavar="SECONDS",
                    help="on drift, look again after this long and act only if it persists (default: %(default)s)")
     p.add_argument("--check-only", action="store_true", help="record the check and its verdict; leave the LUT as it is")
+    _placed(p, stop="the LUT as it was")
     _json(p)
     p.set_defaults(func=reprofile_cmd.reprofile, interrupted=lambda args: "the LUT is as it was (a re-profile after "
                    "uneven drift keeps its finished measurements in the history folder; rerun to resume)")
@@ -279,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", default="daily", help="hourly, daily, weekly or a cron expression (default: %(default)s)")
     p.add_argument("--via", default="auto", choices=["auto", "cron", "systemd"],
                    help="crontab or a systemd user timer (default: a timer where systemd runs, else cron)")
+    _placed(p, "each scheduled check measures on the Ray cluster at ADDRESS, as `reprofile --ray` (for a target whose file "
+               "has a ray section)", "the LUT as it was")
     _json(p)
     p.set_defaults(func=reprofile_cmd.schedule_install)
     p = ssub.add_parser("list", help="scheduled re-profiling")
@@ -320,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
     p.set_defaults(func=commands.lut_import)
     return parser
+
+
+PLACED = ("measure the target in an actor on the cluster node offering its file's ray resources (a target without them: "
+          "this node)")
+
+
+def _placed(p, text: str = PLACED, stop: str = "nothing kept") -> None:
+    """--ray and --ray-wait of a command that measures targets."""
+    _ray(p, text)
+    p.add_argument("--ray-wait", type=_non_negative, default=0.0, metavar="SECONDS",
+                   help=f"with --ray: when a target's node is lost, wait this long for it to come back (default: stop at once, "
+                   f"{stop})")
 
 
 def _ray(p, text: str) -> None:

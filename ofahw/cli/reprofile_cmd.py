@@ -8,7 +8,7 @@ from ofahw.errors import UserError
 
 
 def reprofile(args) -> int:
-    from ofahw.measure import load_target
+    from ofahw.cli._targets import load_targets
     from ofahw.reprofile import CONTENTION, EXIT_STATUS, OK, UNSTEADY, restore
     from ofahw.reprofile import reprofile as check
 
@@ -18,7 +18,8 @@ def reprofile(args) -> int:
         return 0
     if not args.target:
         raise UserError("reprofile needs --target (or --restore N)")
-    record = check(args.lut, load_target(args.target), confirm_after_s=args.confirm_after, act=not args.check_only,
+    [target] = load_targets([args.target], args)
+    record = check(args.lut, target, confirm_after_s=args.confirm_after, act=not args.check_only,
                    progress=True)
     verdict = record["verdict"]
     lines = [f"{verdict} on target {record['target']} ({record['n']} sentinel subnets of {args.lut} re-measured now, "
@@ -66,11 +67,15 @@ def report(args) -> int:
 
 
 def schedule_install(args) -> int:
+    from ofahw.cli._targets import load_targets
     from ofahw.reprofile import schedule
 
-    entry = schedule.install(args.target, args.lut, args.every, args.via)
+    if args.ray is not None:  # the cluster places the target now: a schedule that fails every time is refused here
+        load_targets([args.target], args)
+    entry = schedule.install(args.target, args.lut, args.every, args.via, args.ray, args.ray_wait)
     how = f"systemd user timer {entry['timer']}, OnCalendar={entry['on_calendar']}" if entry["via"] == "systemd" else "crontab"
-    emit(args, entry, [f"scheduled `ofahw reprofile --target {args.target}` of {entry['lut']} at '{entry['schedule']}' "
+    on = f" --ray {args.ray}" if args.ray is not None else ""
+    emit(args, entry, [f"scheduled `ofahw reprofile --target {args.target}{on}` of {entry['lut']} at '{entry['schedule']}' "
                        f"({how}); log: {entry['log']}"])
     return 0
 

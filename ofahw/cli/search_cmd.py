@@ -19,11 +19,13 @@ ENSEMBLE_FILES = ("ensembles.csv", "summary.json", "ensembles.png", "verify.csv"
 
 
 def search(args) -> int:
+    from ofahw.cli._targets import refuse_unused_ray
     from ofahw.lut import lut_files
     from ofahw.search import SearchSettings, run_search
     from ofahw.search.outputs import write_run
     from ofahw.search.setup import build_problem
 
+    refuse_unused_ray(args, args.verify, "--verify")
     out = Path(args.out)
     out_existed = out.exists()
     check_writable(out / "summary.json")
@@ -35,6 +37,8 @@ def search(args) -> int:
     problem, luts = build_problem(args.lut, args.accuracy, args.space, args.objective or [], args.constraint or [],
                                   args.accuracy_resolutions, log=progress_line, batch=args.batch)
     objectives = problem.objectives
+    # placed before the search, so that a target the cluster cannot place is refused before the wait
+    target = _verify_target(args, luts) if args.verify else None
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -56,7 +60,7 @@ def search(args) -> int:
         raise UserError(f"{problem.unmet()}; nothing was written")
     extra = {}
     if args.verify:
-        extra["verify"] = _verify(args, luts, problem, result, out)
+        extra["verify"] = _verify(args, target, luts, problem, result, out)
     summary = write_run(out, problem, settings, result, extra)
     (out / "checkpoint.pkl").unlink(missing_ok=True)
     lines = [f"{settings.algorithm} (seed {settings.seed}): {len(result.X)} non-dominated subnets after {result.n_evals} "
@@ -95,12 +99,17 @@ def interrupted(args) -> str:
     return "stopped before the first checkpoint: nothing was saved"
 
 
-def _verify(args, luts, problem, result, out: Path) -> dict:
+def _verify_target(args, luts):
+    from ofahw.cli._targets import load_targets
+
+    [target] = load_targets([args.target or (luts[0].target if luts else "cpu")], args)
+    return target
+
+
+def _verify(args, target, luts, problem, result, out: Path) -> dict:
     from ofahw.lut import check_target
-    from ofahw.measure import load_target
     from ofahw.verify import verify_front
 
-    target = load_target(args.target or (luts[0].target if luts else "cpu"))
     lut = next((m for m in luts if m.target == target.name), luts[0] if luts else None)
     if lut is None:
         raise UserError("--verify needs a LUT of the target to compare predictions with")
@@ -163,11 +172,13 @@ def evaluate(args) -> int:
 
 
 def ensemble(args) -> int:
+    from ofahw.cli._targets import load_targets, refuse_unused_ray
     from ofahw.ensemble import EnsembleProblem, candidates, open_tables, run_ensemble_search
     from ofahw.ensemble.outputs import write_ensembles
     from ofahw.search.outputs import read_front
     from ofahw.verify import read_verify
 
+    refuse_unused_ray(args, args.verify, "--verify")
     out = Path(args.out)
     check_writable(out / "summary.json")
     front_dir = Path(args.front).parent
@@ -196,6 +207,8 @@ def ensemble(args) -> int:
                             f"{front.energy_columns() or 'none'}; search with --objective energy)")
         member_mj = front.column(energy)
         energy_source = f"{energy} of {args.front} ({front.members[0].sources.get(energy) or 'predicted'})"
+    # placed before the search, so that a target the cluster cannot place is refused before the wait
+    targets = load_targets(args.target or ["cpu"], args) if args.verify else None
     tables, labels = open_tables(args.probs, members)
     reduced = candidates(tables, labels, n_candidates=args.candidates)
     problem = EnsembleProblem(reduced, member_ms, args.mode, min_members=args.min_members, max_members=args.max_members,
@@ -206,7 +219,7 @@ def ensemble(args) -> int:
                 "min_members": args.min_members, "max_members": args.max_members, "candidates": args.candidates}
     verify = None
     if args.verify:
-        verify = _verify_ensembles(args, front, column, verified, result, out)
+        verify = _verify_ensembles(args, targets, front, column, verified, result, out)
     summary = write_ensembles(out, problem, result, members, source, accuracy_source, settings,
                               {"verify": verify} if verify else None, energy_source)
     lines = [f"{len(result.X)} ensembles on the front ({args.mode} latency) after {args.generations} generations in "
@@ -226,11 +239,10 @@ def ensemble(args) -> int:
     return 0
 
 
-def _verify_ensembles(args, front, column: str, verified, result, out: Path) -> dict:
+def _verify_ensembles(args, targets, front, column: str, verified, result, out: Path) -> dict:
     """Chosen ensembles measured on the targets, at the batch size of the member latencies: that of
     ``verified`` (the --measured verify.csv), else the one the search's summary.json records for ``column``."""
     from ofahw.ensemble.verify import verify_ensembles
-    from ofahw.measure import load_target
     from ofahw.search.outputs import read_summary
     from ofahw.space import get_space
 
@@ -244,5 +256,4 @@ def _verify_ensembles(args, front, column: str, verified, result, out: Path) -> 
     members = front.hashes
     picks = np.unique(np.linspace(0, len(result.X) - 1, min(args.verify_count, len(result.X))).round().astype(int))
     ensembles = [[members[j] for j in np.flatnonzero(result.X[i])] for i in picks]
-    targets = [load_target(t) for t in args.target or ["cpu"]]
     return verify_ensembles(space, configs, ensembles, result.F[picks, -1], args.mode, targets, out / "verify.csv", batch)

@@ -42,5 +42,6 @@ def check_target(target: Target, energy: bool = False) -> dict:
         m = target.measure(probe, QUICK)
         joules = target.measure_energy(probe, target.energy) if energy else None
     return {"target": target.name, "kind": target.kind, "source": target.source,
-            "metadata": metadata, "probe": {"model": "conv3x3(16->16)+relu on 1x16x32x32", **m.to_dict()},
+            "metadata": metadata, **target.where_measured(),
+            "probe": {"model": "conv3x3(16->16)+relu on 1x16x32x32", **m.to_dict()},
             "energy": joules.to_dict() if joules else None}

@@ -97,8 +97,8 @@ class Target(ABC):
     def __enter__(self) -> Target:
         if self.placement:
             raise TargetError(f"target '{self.name}' is measured on the Ray cluster node its file's ray section names, and this "
-                              "command measures here: profile it with `ofahw profile --ray`, or remove the section to measure "
-                              "it here")
+                              "command measures here: pass --ray (e.g. `ofahw profile --ray`, `ofahw reprofile --ray`), or "
+                              "remove the section to measure it here")
         self.open()
         return self
 

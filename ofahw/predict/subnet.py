@@ -3,12 +3,13 @@ LUT's target, with FLOPs and params counted."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ofahw.errors import ConfigError, UserError
 from ofahw.export import OnnxCache, network_artifact
 from ofahw.lut import check_mixable, check_runtime, check_target
-from ofahw.measure import load_target
+from ofahw.measure import Target, load_target
 from ofahw.predict.fitted_accuracy import FittedAccuracyPredictor
 from ofahw.predict.latency import LutLatencyModel
 from ofahw.predict.sources import load_accuracy_source
@@ -51,14 +52,17 @@ def describe_subnet(config: dict, luts: list[str | Path] = (), accuracy: str | N
     return result
 
 
-def measure_subnet(lut: str | Path, config: dict, target_spec: str | None = None) -> dict:
+def measure_subnet(lut: str | Path, config: dict, target_spec: str | None = None,
+                   place: Callable[[Target], Target] | None = None) -> dict:
     """Measure ``config`` now, as ``lut`` was measured (its batch size, the network protocol), on
-    ``target_spec`` (default: the LUT's target), whose settings and runtime must be the LUT's."""
+    ``target_spec`` (default: the LUT's target), whose settings and runtime must be the LUT's;
+    ``place`` puts the target where it measures (a Ray node), else it measures here."""
     model = LutLatencyModel.load(lut)
     target = load_target(target_spec or model.target)
+    target = place(target) if place else target
     check_target(model.table, target, Path(lut))
     with target:
         check_runtime(model.table, target.metadata(), Path(lut))
         m = target.measure(network_artifact(model.space, config, OnnxCache(), model.table.batch), target.protocol.for_network())
-    return {"target": target.name, "batch": model.table.batch,
+    return {"target": target.name, "batch": model.table.batch, **target.where_measured(),
             "source": f"measured now on target {target.name} at batch {model.table.batch}", **m.to_dict()}

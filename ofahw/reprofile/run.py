@@ -103,7 +103,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
                 measured, verdict = look(1)
         new = [m.value(stat) for m in measured]
         record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "target": target.name,
-                  "lut_version": table.version, **verdict.to_dict(), "statistic": stat,
+                  **target.where_measured(), "lut_version": table.version, **verdict.to_dict(), "statistic": stat,
                   "first_look": first,
                   "sentinels": {r["key"]: [float(s), float(n)] for r, s, n in zip(sentinels, stored, new, strict=True)},
                   "unsettled": int(sum(not m.settled for m in measured))}

@@ -80,8 +80,9 @@ def _cron_field_ok(field: str, lo: int, hi: int) -> bool:
     return True
 
 
-def _command(target: str, lut: Path) -> list[str]:
-    return [sys.executable, "-m", "ofahw", "reprofile", "--target", target, "--lut", str(lut)]
+def _command(target: str, lut: Path, ray: str | None = None, ray_wait: float = 0.0) -> list[str]:
+    placed = ([] if ray is None else ["--ray", ray]) + (["--ray-wait", f"{ray_wait:g}"] if ray is not None and ray_wait else [])
+    return [sys.executable, "-m", "ofahw", "reprofile", "--target", target, "--lut", str(lut), *placed]
 
 
 def _log_path(lut: Path) -> Path:
@@ -99,8 +100,9 @@ def systemd_runs() -> bool:
         return False
 
 
-def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict:
-    """Schedule ``ofahw reprofile`` of ``lut`` ``via`` cron or a systemd user timer (``auto``: systemd where it runs)."""
+def install(target: str, lut: str | Path, every: str, via: str = "auto", ray: str | None = None, ray_wait: float = 0.0) -> dict:
+    """Schedule ``ofahw reprofile`` of ``lut`` ``via`` cron or a systemd user timer (``auto``: systemd where it runs);
+    with ``ray`` (a cluster address) each check measures on the cluster, as ``reprofile --ray``."""
     from ofahw.lut import LatencyTable, check_target
     from ofahw.measure import load_target
 
@@ -110,12 +112,17 @@ def install(target: str, lut: str | Path, every: str, via: str = "auto") -> dict
     expression = schedule_expression(every)
     # what the scheduled run will open, opened now: a schedule that fails every time is refused here
     table = LatencyTable.read(lut)
-    check_target(table, load_target(target), lut)
+    device = load_target(target)
+    check_target(table, device, lut)
+    if device.placement and ray is None:
+        raise UserError(f"target '{device.name}' is measured on the Ray node its file's ray section names: schedule it "
+                        "with --ray ADDRESS (the cluster's head node, as the checks will run unattended)")
     via = ("systemd" if systemd_runs() else "cron") if via == "auto" else via
+    command = _command(target, lut, ray, ray_wait)
     remove(lut)  # one schedule per LUT: a new one replaces the old, whichever way it was installed
     if via == "systemd":
-        return _install_timer(target, lut, expression)
-    command = f"cd {shlex.quote(str(Path.cwd()))} && {shlex.join(_command(target, lut))} >> {shlex.quote(str(_log_path(lut)))} 2>&1"
+        return _install_timer(target, lut, expression, command)
+    command = f"cd {shlex.quote(str(Path.cwd()))} && {shlex.join(command)} >> {shlex.quote(str(_log_path(lut)))} 2>&1"
     _write([*_read(), f"{expression} {command} {MARK}{lut}"])
     return {"lut": str(lut), "target": target, "schedule": expression, "via": "cron", "log": str(_log_path(lut))}
 
@@ -190,7 +197,7 @@ def _systemctl(*args: str) -> None:
         raise UserError(f"systemctl --user {' '.join(args)} failed: {one_line(result.stderr or result.stdout)}")
 
 
-def _install_timer(target: str, lut: Path, expression: str) -> dict:
+def _install_timer(target: str, lut: Path, expression: str, command: list[str]) -> dict:
     from ofahw._io import atomic_write_text
 
     name, folder, calendar = _unit_name(lut), unit_dir(), on_calendar(expression)
@@ -202,7 +209,7 @@ def _install_timer(target: str, lut: Path, expression: str) -> dict:
     atomic_write_text(folder / f"{name}.service", (
         f"[Unit]\nDescription=ofahw reprofile of {str(lut).replace('%', '%%')}\n\n[Service]\nType=oneshot\n"
         f"WorkingDirectory={_systemd_quote(str(Path.cwd()))}\n"
-        f"ExecStart={' '.join(_systemd_quote(w) for w in _command(target, lut))}\n"
+        f"ExecStart={' '.join(_systemd_quote(w) for w in command)}\n"
         f"StandardOutput=append:{log}\nStandardError=append:{log}\n"
         # the LUT and the cron schedule it came from, for `schedule list`
         f"{MARK}{lut}\n# schedule {expression}\n"))
