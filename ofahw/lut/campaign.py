@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,15 @@ class ProfileResult:
 def _done(records: list[dict]) -> int:
     """The rounds of an item finished: its journal records but those measured again later."""
     return sum(not r.get("retried") for r in records)
+
+
+def _open_tries(records: list[dict]) -> list[int]:
+    """The next try of each round an interrupted run left to be measured again (it did not settle): a
+    resume goes on from there, so a round never gets more tries than the protocol's retries. Records
+    of one item's rounds interleave, but every try after the first continues one retried try."""
+    tries = Counter(r.get("attempts", 1) for r in records)
+    retried = Counter(r.get("attempts", 1) for r in records if r.get("retried"))
+    return sorted((a + 1 for a, n in retried.items() for _ in range(n - tries[a + 1])), reverse=True)
 
 
 def journal_path(csv_path: Path) -> Path:
@@ -198,7 +208,10 @@ class Campaign:
         queue: list[tuple[Item, int]] = []
         for k in range(max(self._protocol(i).rounds for i in todo) if todo else 0):
             pending = [i for i in todo if _done(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
-            queue += [(pending[j], 1) for j in rng.permutation(len(pending))]
+            for j in rng.permutation(len(pending)):
+                records = rounds.get((pending[j].kind, pending[j].key), [])
+                resumed = _open_tries(records)[k - _done(records):]
+                queue.append((pending[j], resumed[0] if resumed else 1))
         self.log(f"profiling {self.space.name} on target {self.target.name} at batch {self.batch}: {len(todo)} items to measure "
                  f"({len(queue)} rounds; {reused_rounds} rounds reused from the journal), {len(rows)} already in the LUT "
                  f"(resolutions {self.resolutions})")
