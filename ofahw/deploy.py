@@ -56,8 +56,8 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
     model.json's content: with the LUTs' latency predictions and the accuracy (the front's, or
     ``accuracy``'s prediction), and with ``measure`` the exported ONNX timed on ``target`` (default:
     the first LUT's; ``place`` puts it where it measures, a Ray node) with its network protocol,
-    against that target's LUT prediction. With a
-    TensorRT format and an SSH ``target``, the engine is built on that device and fetched."""
+    against that target's LUT prediction. With a TensorRT format and an SSH ``target``, the engine
+    is built on that device and fetched."""
     space = get_space(space_name)
     if measure and not (target or luts):
         raise UserError("--measure needs --target (or --lut, whose target is then used)")

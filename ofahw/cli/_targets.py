@@ -21,11 +21,8 @@ def placement(args) -> Callable[[Target], Target] | None:
 def load_targets(specs: list[str], args, accept_host_key: bool = False) -> list[Target]:
     """The targets ``specs`` name, placed on the cluster with ``--ray``."""
     targets = [load_target(spec, accept_host_key) for spec in specs]
-    if args.ray is None:
-        return targets
-    from ofahw.cluster import place_targets
-
-    return place_targets(targets, args.ray, args.ray_wait)
+    place = placement(args)
+    return [place(t) for t in targets] if place else targets
 
 
 def refuse_unused_ray(args, measuring: bool, flag: str) -> None:
