@@ -8,7 +8,13 @@ speed ratio between the processes (median), and the share within ±5% with that 
 A rule that keeps a slow spell's round lowers these; a measurement can be no more trusted than it
 repeats.
 
-    python3 scripts/bench_round_rule.py [--target cpu] [--subnets 30] [--processes 2] [--out runs/bench-round-rule/cpu.json]
+With ``--rounds N`` each subnet gets N rounds instead of the protocol's network rounds, and the
+rounds curve shows how the two processes' agreement grows with the rounds kept from (the fastest of
+the first k of the N rounds; the first k are spread over the run as k rounds of their own would be,
+so this approximates a protocol of k rounds), beside the device time those k rounds took per subnet:
+what more rounds per whole network would buy in repeatability, the ceiling of any held-out score.
+
+    python3 scripts/bench_round_rule.py [--target cpu] [--subnets 30] [--processes 2] [--rounds N] [--out runs/bench-round-rule/cpu.json]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import itertools
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +49,9 @@ def measure_all_rounds(job: dict) -> list[list[dict]]:
     space, target = get_space(job["space"]), load_target(job["target"])
     cache = OnnxCache()
     artifacts = [network_artifact(space, c, cache, job["batch"]) for c in job["configs"]]
+    protocol = target.protocol.for_network()
     with target:
-        rounds = measure_rounds(target, artifacts, target.protocol.for_network(), job["seed"])
+        rounds = measure_rounds(target, artifacts, replace(protocol, rounds=job.get("rounds") or protocol.rounds), job["seed"])
     return [[m.to_dict() for m in r] for r in rounds]
 
 
@@ -63,6 +71,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--rounds", type=int, help="rounds per subnet (default: the target's network rounds); with more "
+                        "than one, the rounds curve too")
     parser.add_argument("--out", help="where the recorded rounds go (default: runs/bench-round-rule/TARGET.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: one measuring process
     args = parser.parse_args()
@@ -86,14 +96,14 @@ def main() -> None:
         print(f"[{k + 1}/{args.processes}] measuring {len(configs)} subnets on target {target.name} in a new process", flush=True)
         job = out.with_name(f"{out.stem}-process{k + 1}.json")
         job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": configs, "batch": args.batch,
-                                   "seed": args.seed + k}))
+                                   "seed": args.seed + k, "rounds": args.rounds}))
         subprocess.run([sys.executable, __file__, "--child", str(job)], check=True)
         recorded.append(json.loads(job.read_text())["rounds"])
         job.unlink()
     out.write_text(json.dumps({"target": args.target, "configs": configs, "rounds": recorded}))
 
     stat = target.protocol.statistic
-    protocol = target.protocol.for_network()
+    protocol = replace(target.protocol.for_network(), rounds=args.rounds or target.protocol.network_rounds)
     processes = [[[Measurement.from_dict(m) for m in r] for r in p] for p in recorded]
     kept = {rule: [np.array([keep(r, stat) for r in p]) for p in processes] for rule, keep in RULES.items()}
     new_rule, old_rule = kept.values()
@@ -106,6 +116,20 @@ def main() -> None:
     for rule, values in kept.items():
         for a, b in itertools.combinations(range(len(processes)), 2):
             print(pair_line(rule, a, b, values[a], values[b]))
+    if protocol.rounds > 1:
+        print_rounds_curve(processes, stat)
+
+
+def print_rounds_curve(processes: list[list[list[Measurement]]], stat: str) -> None:
+    """Agreement between processes 1 and 2 keeping the fastest of each subnet's first k rounds, k = 1..N."""
+    first, second = processes[0], processes[1]
+    n = min(len(r) for p in (first, second) for r in p)
+    print(f"rounds curve, processes 1/2 (fastest of each subnet's first k rounds, {stat}; device time: the k rounds' "
+          "warm-up and timed runs per subnet, mean of both processes):")
+    for k in range(1, n + 1):
+        a, b = (np.array([best_round(r[:k], stat).value(stat) for r in p]) for p in (first, second))
+        device_s = np.mean([sum(m.wall_s or 0.0 for m in r[:k]) for p in (first, second) for r in p])
+        print(pair_line(f"first {k} round{'s' if k > 1 else ''} ({device_s:.1f} s/subnet)", 0, 1, a, b))
 
 
 if __name__ == "__main__":
