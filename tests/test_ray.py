@@ -146,13 +146,21 @@ def test_profile_on_the_node_offering_the_resource(cluster, tmp_path, capsys):
     assert "ofahw profile --ray" in capsys.readouterr().err
 
 
-def test_measuring_commands_place_their_target(cluster, tmp_path, weights, capsys):
+@pytest.fixture(scope="module")
+def placed_lut(cluster, tmp_path_factory) -> tuple[Path, Path]:
+    """A target pinned to the second node and its LUT, profiled there."""
+    second_node(cluster)
+    folder = tmp_path_factory.mktemp("placed")
+    target = pinned_target(folder, "lab", f'"{LAB}": 1')
+    assert main(profile_argv(target, folder / "lab.csv")) == 0
+    return target, folder / "lab.csv"
+
+
+def test_measuring_commands_place_their_target(cluster, placed_lut, tmp_path, weights, capsys):
     """check, predict --measure, export --measure and reprofile measure a pinned target on its node with
     --ray, as profile does."""
     node = second_node(cluster)
-    target = pinned_target(tmp_path, "lab", f'"{LAB}": 1')
-    lut = tmp_path / "lab.csv"
-    assert main(profile_argv(target, lut)) == 0
+    target, lut = placed_lut
     capsys.readouterr()
     assert main(["targets", "check", "--target", str(target), "--ray", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ray_node"]["node_id"] == node.node_id
@@ -168,18 +176,16 @@ def test_measuring_commands_place_their_target(cluster, tmp_path, weights, capsy
                  "--json"])
     record = json.loads(capsys.readouterr().out)
     assert code == EXIT_STATUS[record["verdict"]] and record["ray_node"]["node_id"] == node.node_id
-    checks = (tmp_path / "lab.history" / "checks.jsonl").read_text().splitlines()
+    checks = lut.with_name("lab.history").joinpath("checks.jsonl").read_text().splitlines()
     assert json.loads(checks[-1])["ray_node"]["node_id"] == node.node_id
 
 
 @pytest.mark.skipif(shutil.which("crontab") is None, reason="cron is not installed")
-def test_a_schedule_of_a_placed_target_measures_on_ray(cluster, tmp_path, capsys):
+def test_a_schedule_of_a_placed_target_measures_on_ray(cluster, placed_lut, capsys):
     from ofahw.reprofile import schedule
 
     second_node(cluster)
-    target = pinned_target(tmp_path, "lab", f'"{LAB}": 1')
-    lut = tmp_path / "lab.csv"
-    assert main(profile_argv(target, lut)) == 0
+    target, lut = placed_lut
     install = ["schedule", "install", "--target", str(target), "--lut", str(lut), "--via", "cron"]
     before = schedule._read()
     try:
