@@ -138,18 +138,28 @@ def test_bad_weights_file_is_a_user_error(tmp_path):
         get_space("ofa-mbv3-w1.0").build_network(_mbv3_config(), weights=bad)
 
 
-def test_parts_are_the_same_from_several_threads():
+def test_net_configs_are_the_same_from_several_threads():
     """Two campaigns (two targets) plan from one shared space object at once: its supernet's active
     subnet must not leak from one thread's config into another's."""
     from concurrent.futures import ThreadPoolExecutor
 
     space = get_space("ofa-mbv3-w1.0")
     configs = space.sample(60, np.random.default_rng(3), [128])
-    expected = [[p.key for p in space.parts(c)] for c in configs]
+    expected = [space.net_config(c) for c in configs]
     with ThreadPoolExecutor(4) as pool:
         for _ in range(3):
-            got = list(pool.map(lambda c: [p.key for p in space.parts(c)], configs))
-            assert got == expected
+            assert list(pool.map(space.net_config, configs)) == expected
+
+
+@pytest.mark.parametrize("name", ["ofa-mbv3-w1.0", "ofa-mbv3-w1.2", "ofa-proxyless"])
+def test_mobile_parts_from_the_grid_are_ofas_net_config_parts(name):
+    """The mobile spaces assemble a subnet's parts from their per-resolution grid: the very parts
+    (keys, layer configs, input shapes) that OFA's own net config of the subnet gives."""
+    space = get_space(name)
+    resolutions = [space.resolutions[0], space.resolutions[len(space.resolutions) // 2], space.resolutions[-1]]
+    configs = space.sample(24, np.random.default_rng(6), resolutions) + space.sample_stratified(12, np.random.default_rng(7))
+    for config in configs:
+        assert space.parts(config) == space._parts_of(space.net_config(config), config["r"])
 
 
 def test_block_parts_lists_each_part_once_at_its_first_resolution():
