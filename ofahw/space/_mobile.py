@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 
 from ofahw.space._base import Gene, Space
 from ofahw.space._ofa import ofa_modules
@@ -24,13 +25,18 @@ class _MobileSpace(Space):
     n_blocks: int  # elastic blocks (genes per ks / e list)
     n_head_parts: int  # parts after the last elastic block
 
+    @cached_property
+    def _part_grids(self) -> dict[int, tuple]:
+        """Resolution -> :meth:`part_grid`; a with_resolutions() clone made after it shares it (same parts)."""
+        return {}
+
     def part_grid(self, resolution: int) -> tuple[tuple[Part, ...], tuple]:
         """(parts every subnet has, grid) at ``resolution``: ``grid[i][k][e]`` is elastic block i
         with the k-th kernel and e-th expand choice. A block's part depends on nothing else (its
         input width is fixed by its stage), so a subnet's parts are the fixed ones plus one grid
         entry per active block: what :meth:`parts` assembles and the searches sum over whole
         populations at once. Worked out once per resolution from OFA's net configs."""
-        grids = self.__dict__.setdefault("_part_grids", {})  # shared with with_resolutions() clones: same parts
+        grids = self._part_grids
         if resolution not in grids:
             grid = [[[None] * len(E) for _ in KS] for _ in range(self.n_blocks)]
             fixed: list[Part] = []
