@@ -39,7 +39,7 @@ from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
 from ofahw.lut.fast import FastCampaign
 from ofahw.lut.probes import probe_blocks
-from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_ratios
+from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_scales
 from ofahw.measure import load_target, measure_subnets
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
@@ -86,10 +86,10 @@ def same_session_lines(source: LatencyTable, source_path: str, space, full: Late
     """The transfer mapping fitted on n of the networks the target's full profile measured, in the same
     session as its held-out subnets (no measuring): what the mapping reaches when the machine's speed
     does not move between fitting and checking; n random networks, ``repeats`` draws, mean figures.
-    With ``probe``, the probe blocks' ratios come from the full profile's rows of those blocks."""
+    With ``probe``, the probe blocks' values come from the full profile's rows of those blocks."""
     networks = [r for r in full.networks if r["settled"]]
     probes = [full.blocks[k] for k in probe_blocks(space, full.resolutions)] if probe else []
-    ratios = probe_ratios(source, space, probes) if probe else None
+    scales = probe_scales(source, space, probes) if probe else None
     out = []
     for n in counts:
         scores, chosen_models = [], set()
@@ -97,7 +97,7 @@ def same_session_lines(source: LatencyTable, source_path: str, space, full: Late
             picks = np.random.default_rng(seed).choice(len(networks), min(n, len(networks)), replace=False)
             chosen = [networks[i] for i in picks]
             mapping = fit_mapping(source, source_path, space, [r["config"] for r in chosen],
-                                  np.array([r["value_ms"] for r in chosen]), seed, ratios)
+                                  np.array([r["value_ms"] for r in chosen]), seed, scales)
             chosen_models.add(mapping.model)
             scores.append(latency_fidelity(measured, mapping.predict(source, space, configs)))
         mean = {k: float(np.mean([f[k] for f in scores])) for k in ("within_5pct", "within_10pct", "kendall_tau", "mape")}

@@ -17,11 +17,13 @@ from ofahw.lut.transfer import (
     GROUPINGS,
     MAPPINGS,
     PROBE_ROUNDS,
+    PROBED,
+    SCALED,
     TransferCampaign,
     design,
     fit_mapping,
     parse_until,
-    probe_ratios,
+    probe_scales,
 )
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space, part_cost
@@ -48,9 +50,8 @@ def test_transfer_between_two_cpu_configurations(profiled_lut, tmp_path):
     assert block["source"].startswith("transferred: ") and str(profiled_lut) in block["source"] and block["rounds"] == 0
     meta = table.meta["transfer"]
     assert meta["sources"] == [str(profiled_lut)] and meta["measured_networks"] == 10 and meta["device_s"]["wall"] > 0
-    assert meta["measured_blocks"] == len(probes) and "probed" in meta["mapping_cv"]["candidates"]
-    assert meta["mapping"] in MAPPINGS and str(profiled_lut) in meta["proxy_kendall_tau"]
-    assert meta["mapping"] == "probed" and set(meta["mapping_cv"]["candidates"]) == set(MAPPINGS)  # probes measured: probed
+    assert meta["measured_blocks"] == len(probes) and str(profiled_lut) in meta["proxy_kendall_tau"]
+    assert meta["mapping"] in PROBED and set(meta["mapping_cv"]["candidates"]) == set(PROBED)  # probes measured: probed ones
     assert list(table.report["candidates"]) == ["calibrated-sum"] and "probed" in table.report["candidates_why"]
     assert result.transfer["steps"][-1]["samples"] == 10 and len(table.sentinels) >= 3
     config = get_space(SPACE).sample(1, np.random.default_rng(9), [RESOLUTION])[0]
@@ -89,20 +90,31 @@ def test_the_resolutions_take_turns_in_the_designed_set():
         assert max(flops) / min(flops) > 1.2
 
 
-def test_probe_ratios_follow_the_size_between_a_groups_ends():
-    """Speed ratios that grow with the block's size, FLOPs and input (as OpenVINO's do): the blocks of a
-    group take the ratio interpolated in log size between its probed ends; a group of one, its probe's."""
+def test_probe_scales_follow_the_size_between_a_groups_ends():
+    """Speed ratios that grow with the block's size, FLOPs and input (as OpenVINO's do): under ``probed``
+    the blocks of a group take the ratio interpolated in log size between its probed ends, under
+    ``probe-interpolated`` the latency so interpolated, under ``probed-blend`` their geometric mean; a
+    group of one, its probe's."""
     space, resolutions = get_space(SPACE), [RESOLUTION, RESOLUTION + 32]
     parts = space.block_parts(resolutions)
     size = {k: part_cost(part)[0] + np.prod(part.input_shape) for k, (_, part) in parts.items()}
-    source = LatencyTable([{"kind": "block", "key": k, "value_ms": 1.0} for k in parts], {"resolutions": resolutions})
+    rng = np.random.default_rng(2)
+    own = {k: float(rng.uniform(0.5, 2.0)) for k in parts}  # the source's blocks, off any trend
+    source = LatencyTable([{"kind": "block", "key": k, "value_ms": own[k]} for k in parts], {"resolutions": resolutions})
     ratio = {k: 0.5 * (size[k] / 1e6) ** 0.25 for k in parts}  # log ratio linear in log size
-    probes = [{"key": k, "value_ms": ratio[k]} for k in probe_blocks(space, resolutions)]
-    found = probe_ratios(source, space, probes)
-    probed = {probe_group(p["key"]): p["key"] for p in probes}
-    size = {g: sum(probe_group(k) == g for k in parts) for g in probed}
-    assert set(found) == set(parts)
-    assert all(abs(found[k] / ratio[k if size[probe_group(k)] >= 2 else probed[probe_group(k)]] - 1) < 1e-9 for k in parts)
+    probes = [{"key": k, "value_ms": ratio[k] * own[k]} for k in probe_blocks(space, resolutions)]
+    found = probe_scales(source, space, probes)
+    assert set(found) == set(PROBED) and all(set(scales) == set(parts) for scales in found.values())
+    groups = {}
+    for p in probes:
+        groups.setdefault(probe_group(p["key"]), []).append(p)
+    for k in parts:
+        ends = sorted((np.log(size[p["key"]]), np.log(p["value_ms"])) for p in groups[probe_group(k)])
+        level = np.exp(np.interp(np.log(size[k]), [x for x, _ in ends], [y for _, y in ends]))
+        expected_ratio = ratio[k] if len(ends) == 2 else ratio[groups[probe_group(k)][0]["key"]]
+        assert abs(found["probed"][k] / expected_ratio - 1) < 1e-9
+        assert abs(found["probe-interpolated"][k] * own[k] / level - 1) < 1e-9
+        assert abs(found["probed-blend"][k] * own[k] / np.sqrt(expected_ratio * own[k] * level) - 1) < 1e-9
 
 
 def test_a_mapping_recovers_a_known_scaling_and_predicts_networks(profiled_lut):
@@ -288,9 +300,9 @@ def test_probe_groups_leave_out_size_and_expansion_and_their_ends_are_probed():
 
 
 def test_the_probed_mapping_gives_each_group_its_measured_ratio():
-    """Each probe group slowed by its own factor (1-4x), beyond what kernel groups can express: with
-    the probe blocks' ratios the ``probed`` mapping is chosen, predicts the networks, and maps every
-    block by its group's ratio."""
+    """Each probe group slowed by its own factor (1-4x), beyond what kernel groups can express, and the
+    source's blocks carrying over as they are: with the probe blocks, ``probed`` is chosen, predicts
+    the networks, and maps every block by its group's ratio."""
     space, rng = get_space(SPACE), np.random.default_rng(6)
     rows = [{"kind": "block", "key": key, "value_ms": float(rng.uniform(0.05, 0.5))} for key in space.catalogue([RESOLUTION])]
     source = LatencyTable(rows, {"resolutions": [RESOLUTION]})
@@ -298,12 +310,35 @@ def test_the_probed_mapping_gives_each_group_its_measured_ratio():
     configs = space.sample(20, rng, [RESOLUTION])
     y = 1.1 * np.array([sum(factor[probe_group(p.key)] * source.blocks[p.key]["value_ms"] for p in space.parts(c)) for c in configs])
     probes = [{"key": k, "value_ms": factor[probe_group(k)] * source.blocks[k]["value_ms"]} for k in probe_blocks(space, [RESOLUTION])]
-    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_ratios(source, space, probes))
+    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_scales(source, space, probes))
     assert mapping.model == "probed" and abs(mapping.gain - 1.1) < 1e-6
+    assert set(mapping.cv["candidates"]) == set(PROBED)
+    assert mapping.cv["candidates"]["probe-interpolated"]["mape"] > 0.01  # the source's blocks were what carried over
     assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-6)
     assert all(abs(mapping.block_value(k, r["value_ms"]) - factor[probe_group(k)] * r["value_ms"]) < 1e-9 for k, r in source.blocks.items())
     without = fit_mapping(source, "synthetic", space, configs, y)
-    assert without.model != "probed" and without.cv["candidates"][without.model]["mape"] > 0.01
+    assert without.model in SCALED and without.cv["candidates"][without.model]["mape"] > 0.01
     candidates = without.cv["candidates"]  # no probes: the simplest within one standard error of the lowest CV MAPE
     lowest = min(candidates.values(), key=lambda c: c["mape"])
     assert without.model == next(m for m in MAPPINGS if m in candidates and candidates[m]["mape"] <= lowest["mape"] + lowest["mape_se"])
+
+
+def test_a_source_whose_blocks_stray_from_the_trend_gives_way_to_the_probes():
+    """A target whose blocks follow their probe group's trend in log size exactly, and a source whose
+    blocks stray from it at random: ``probe-interpolated`` is chosen and predicts the networks, the
+    source's blocks serving only as the unit."""
+    space, rng = get_space(SPACE), np.random.default_rng(8)
+    parts = space.block_parts([RESOLUTION])
+    size = {k: part_cost(part)[0] + np.prod(part.input_shape) for k, (_, part) in parts.items()}
+    slope = {g: float(rng.uniform(0.3, 0.9)) for g in {probe_group(k) for k in parts}}
+    truth = {k: 0.02 * (size[k] / 1e5) ** slope[probe_group(k)] for k in parts}
+    source = LatencyTable([{"kind": "block", "key": k, "value_ms": truth[k] * float(rng.uniform(0.5, 2.0))} for k in parts],
+                          {"resolutions": [RESOLUTION]})
+    configs = space.sample(20, rng, [RESOLUTION])
+    y = 1.3 * np.array([sum(truth[p.key] for p in space.parts(c)) for c in configs]) + 0.2
+    probes = [{"key": k, "value_ms": truth[k]} for k in probe_blocks(space, [RESOLUTION])]
+    mapping = fit_mapping(source, "synthetic", space, configs, y, probes=probe_scales(source, space, probes))
+    assert mapping.model == "probe-interpolated" and abs(mapping.gain - 1.3) < 1e-6 and abs(mapping.intercept_ms - 0.2) < 1e-6
+    assert np.allclose(mapping.predict(source, space, configs), y, rtol=1e-6)
+    assert all(abs(mapping.block_value(k, r["value_ms"]) / truth[k] - 1) < 1e-9 for k, r in source.blocks.items())
+    assert mapping.cv["candidates"]["probed"]["mape"] > 0.01

@@ -1,28 +1,34 @@
 """Profile a new device from the LUTs you already have: measure a small designed set of whole
 subnets on it, fit how the source LUTs' blocks map onto it, and write an ordinary LUT.
 
-With probe blocks measured, the mapping is ``probed`` (below); without, it is chosen by
-cross-validation on the new device's own measurements, per source: ``scaled`` (every block
-``a * source + c``: one speed ratio and one per-block overhead), ``scaled-per-kernel``
-(``w_g * source + c`` per depthwise kernel size, other parts per type) or
+With probe blocks measured, the mapping is one of the probed ones (below); without, one of the
+scaled ones: ``scaled`` (every block ``a * source + c``: one speed ratio and one per-block overhead),
+``scaled-per-kernel`` (``w_g * source + c`` per depthwise kernel size, other parts per type) or
 ``scaled-per-kernel-activation`` (per kernel size and activation), non-negative; a group that
 follows the resolution alone (stem, head) keeps the common multiplier. Kernel size, not stage, is what
 the speed ratio between two runtimes follows (in this machine's LUTs, onnxruntime with basic graph
 optimisation ran 7x7 depthwise blocks 3-10x slower than with all optimisations, 3x3 ones 1.6-3x).
+Either way, the one chosen is the simplest whose cross-validated error on the new device's own
+measurements is within one standard error of the lowest, per source.
 
-``probed``: the smallest and the largest block (FLOPs plus input elements) of each probe group (a
-part's kind, channels, kernel, stride and flags; its size and expansion left out) are measured on the
-new device too, and every block of the group takes the speed ratio interpolated between theirs at its
-size (log-log), times one gain fitted on the networks. In this machine's LUTs the log of the ratio between
+Probed: the smallest and the largest block (FLOPs plus input elements) of each probe group (a part's
+kind, channels, kernel, stride and flags; its size and expansion left out) are measured on the new
+device too, and every block of the group takes a value interpolated between theirs at its size
+(log-log), times one gain fitted on the networks: ``probed`` the source's block at the interpolated
+speed ratio, ``probe-interpolated`` the interpolated latency (as ``--fast``; the source's block
+left out), ``probed-blend`` their geometric mean. In this machine's LUTs the log of the ratio between
 two runtimes had a standard deviation of 0.04-0.09 within such groups and of 0.13-0.57 between them,
 more structure than a few whole networks can separate; and within a group it follows the size: one
 probe per group (its median block) mapped the other blocks with a mean error of 6.3-16.0%, the two
-ends interpolated with 4.0-6.6% (OpenVINO 13.1% -> 4.2%).
+ends interpolated with 4.0-6.6% (OpenVINO 13.1% -> 4.2%). What a source's block departs from its
+group's trend mostly did not carry over to another runtime: the interpolated latency erred on the
+blocks left out by 3.7-4.8%, the interpolated ratio by 4.7-6.5% (six ordered pairs of this machine's
+full profiles).
 
 The LUT's block rows are the source's blocks mapped so (a probe block: its measurement); its network
 rows are the new measurements, and its predictor is fitted on them as for any LUT (so reprofile,
-search and predict work unchanged), but for ``probed``: there it is the calibrated sum alone, since a
-per-group refit on the same few networks would overrule the measured ratios with a fit of noise (on
+search and predict work unchanged), but for a probed mapping: there it is the calibrated sum alone,
+since a per-group refit on the same few networks would overrule the probes with a fit of noise (on
 this machine's five targets at 5-30 networks the grouped predictor ranked fresh subnets worse in 17
 of 20 cases: cpu-2threads τ 0.30-0.46 against 0.65).
 A rank check after the first samples says how good a proxy each source is; a poor one is reported,
@@ -64,14 +70,23 @@ def kernel_activation_label(key: str) -> str:
 
 
 def each_block(key: str) -> str:
-    """Every block its own group: ``probed`` gives each its own interpolated ratio."""
+    """Every block its own group: a probed mapping gives each its own value from the probes."""
     return key
 
 
-GROUPINGS = {"probed": each_block, "scaled": kernel_label, "scaled-per-kernel": kernel_label,
-             "scaled-per-kernel-activation": kernel_activation_label}
-MAPPINGS = tuple(GROUPINGS)  # simplest first (fewest fitted parameters); "scaled" has one multiplier, its grouping only
-# names the groups it is written for
+# The probed mappings by the weight (in log terms) of the source's own block beside the probes' interpolated
+# latency, least first: whatever a source's block adds to its group's trend is taken only as far as it helps.
+PROBED = {"probe-interpolated": 0.0, "probed-blend": 0.5, "probed": 1.0}
+PROBED_BASIS = {  # what each gives a block, as its LUT row says
+    "probe-interpolated": "the latency of its probe group's smallest and largest block interpolated at its size (the "
+                          "source's block only its unit)",
+    "probed-blend": "the geometric mean of the source's block at its probe group's speed ratio and of the group's "
+                    "latency, both interpolated at its size between the group's smallest and largest block",
+    "probed": "the speed ratio of its probe group's smallest and largest block interpolated at its size"}
+SCALED = {"scaled": kernel_label, "scaled-per-kernel": kernel_label, "scaled-per-kernel-activation": kernel_activation_label}
+GROUPINGS = {**dict.fromkeys(PROBED, each_block), **SCALED}
+MAPPINGS = tuple(GROUPINGS)  # simplest first among each kind; "scaled" has one multiplier, its grouping only names the
+# groups it is written for
 GOOD_PROXY_TAU = 0.9  # rank agreement (Kendall) below which a source is reported as a poor proxy
 FIRST_LOOK = 10  # samples measured before the proxy check
 REPEATS = 10  # shufflings of the mappings' cross-validation
@@ -79,8 +94,8 @@ REPEATS = 10  # shufflings of the mappings' cross-validation
 # one-round and two three-round measurements of the 70 probes on openvino-int8, cpu-int8, cpu-basic),
 # the held-out ranking the probes gave agreed within 0.009 Kendall τ either way, at a third of the time.
 PROBE_ROUNDS = 1
-MAPPING_RULE = ("probed when probe blocks were measured; else the simplest mapping (order: " + ", ".join(MAPPINGS[1:])
-                + ") whose CV MAPE is within one standard error (over the networks) of the lowest")
+MAPPING_RULE = ("the simplest mapping (order: " + ", ".join(PROBED) + " when probe blocks were measured, else "
+                + ", ".join(SCALED) + ") whose CV MAPE is within one standard error (over the networks) of the lowest")
 _UNTIL = re.compile(r"^\s*mape\s*<=\s*([0-9.]+)\s*%\s*$")
 
 
@@ -100,11 +115,11 @@ class Mapping:
 
     source: str
     model: str
-    group_scale: dict[str, float]  # group (of the model's grouping; ``probed``: block) -> multiplier of the source's latency
+    group_scale: dict[str, float]  # group (of the model's grouping; probed: block) -> multiplier of the source's latency
     overhead_ms: float  # added to every block
     intercept_ms: float
     cv: dict
-    gain: float = 1.0  # of a whole network's mapped block sum (``probed``: blocks keep their measured ratios)
+    gain: float = 1.0  # of a whole network's mapped block sum (probed: the blocks keep what the probes give them)
 
     def scale_of(self, key: str) -> float:
         return self.group_scale[GROUPINGS[self.model](key)]
@@ -126,11 +141,11 @@ def _fit(features: np.ndarray, y: np.ndarray, model: str, resolution: np.ndarray
     The grouped mappings free only the groups whose latency varies among the measured networks of
     one resolution: a group that follows the resolution alone (the stem, the head, the pooling) is,
     with the others like it and the intercept, one of several columns that trade against each other
-    without bound, so it keeps the common multiplier of ``scaled``. ``probed`` features come already
-    scaled by the probes' ratios: one common multiplier, no per-part overhead (a probe block keeps
-    its measurement)."""
+    without bound, so it keeps the common multiplier of ``scaled``. Probed features come already
+    scaled by what the probes give each block: one common multiplier, no per-part overhead (a probe
+    block keeps its measurement)."""
     sums, count, weight = features[:, :-1], features[:, -1:], 1.0 / np.square(y)
-    if model == "probed":
+    if model in PROBED:
         common = LinearRegression(positive=True).fit(sums.sum(axis=1, keepdims=True), y, sample_weight=weight)
         return np.full(sums.shape[1], common.coef_[0]), 0.0, float(common.intercept_)
     common = LinearRegression(positive=True).fit(np.hstack([sums.sum(axis=1, keepdims=True), count]), y, sample_weight=weight)
@@ -150,44 +165,61 @@ def _predict(features: np.ndarray, fit: tuple[np.ndarray, float, float]) -> np.n
     return intercept + features[:, :-1] @ scale + overhead * features[:, -1]
 
 
-def probe_ratios(source: LatencyTable, space, probes: list[dict]) -> dict[str, float]:
-    """Block -> speed ratio (new device / ``source``) for every block of ``source`` whose probe group
-    was probed, from the probe blocks' LUT rows ``probes``: the ratio of its group's probes
-    interpolated in log size (:func:`~ofahw.lut.probes.interpolate_in_groups`), held flat beyond them;
-    a group of one probe, its ratio."""
+def probe_scales(source: LatencyTable, space, probes: list[dict]) -> dict[str, dict[str, float]]:
+    """Probed mapping -> block -> multiplier of ``source``'s latency, for every block of ``source`` whose
+    probe group was probed, from the probe blocks' LUT rows ``probes``. Two values are interpolated
+    in log size between a group's probes (:func:`~ofahw.lut.probes.interpolate_in_groups`, held flat
+    beyond them; a group of one probe, its value): the speed ratio (new device / source) and the
+    latency itself. A mapping of source weight w (:data:`PROBED`) gives a block, in log terms, w times
+    the source's block at the interpolated ratio plus 1 - w times the interpolated latency: at 1 the
+    source's block keeps all its departure from its group's trend, at 0 none."""
     blocks = source.blocks
     sizes = {k: probe_size(part) for k, (_, part) in space.block_parts(source.resolutions).items() if k in blocks}
-    return interpolate_in_groups(sizes, ((r["key"], r["value_ms"] / blocks[r["key"]]["value_ms"])
-                                         for r in probes if r["key"] in blocks))
+    measured = [(r["key"], r["value_ms"]) for r in probes if r["key"] in blocks]
+    ratio = interpolate_in_groups(sizes, ((k, v / blocks[k]["value_ms"]) for k, v in measured))
+    level = interpolate_in_groups(sizes, measured)
+    return {model: {k: ratio[k] ** w * (level[k] / blocks[k]["value_ms"]) ** (1 - w) for k in ratio}
+            for model, w in PROBED.items()}
 
 
 def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dict], y: np.ndarray, seed: int = 0,
-                probes: dict[str, float] | None = None) -> Mapping:
+                probes: dict[str, dict[str, float]] | None = None) -> Mapping:
     """The mapping of ``source`` onto the measurements ``y`` (ms) of ``configs`` (:data:`MAPPING_RULE`),
     with every candidate's cross-validated figures: out-of-fold predictions of K-fold splits
     (K = min(5, n)), averaged over ``REPEATS`` shufflings, since with ten networks one split's MAPEs of
-    two mappings often differ by less than the split's own chance. ``probes``: the speed ratio of each
-    block (:func:`probe_ratios`); with a ratio for every block, ``probed`` is a candidate and taken.
+    two mappings often differ by less than the split's own chance. ``probes``: each probed mapping's
+    multiplier of every block (:func:`probe_scales`); with one for every block, the candidates are
+    the probed mappings alone.
 
-    Why the probes overrule the networks' CV: the designed networks take the resolutions in turns, so
-    a few of them test little but the resolution trend, and a mapping with more fitted terms scores
-    well on them while ranking fresh subnets worse. On this machine's five transfer targets at 5, 10
-    and 20 networks, ``probed`` ranked 50 fresh subnets best or within 0.002 of the best (Kendall τ)
-    in 15 of 15 cases, while the CV (simplest within one standard error) took another mapping in 2:
-    OpenVINO at 5 networks ``scaled`` (CV MAPE 0.7% against 2.6%; τ 0.814 against 0.894), OpenVINO
-    int8 at 10 ``scaled-per-kernel`` (τ 0.830 against 0.847)."""
+    Why the scaled mappings are no candidates beside probes: the designed networks take the
+    resolutions in turns, so a few of them test little but the resolution trend, and a mapping with
+    more fitted terms scores well on them while ranking fresh subnets worse. On this machine's five
+    transfer targets at 5, 10 and 20 networks, ``probed`` ranked 50 fresh subnets best or within 0.002
+    of the best (Kendall τ) in 15 of 15 cases, while the CV (simplest within one standard error) took
+    another mapping in 2: OpenVINO at 5 networks ``scaled`` (CV MAPE 0.7% against 2.6%; τ 0.814
+    against 0.894), OpenVINO int8 at 10 ``scaled-per-kernel`` (τ 0.830 against 0.847).
+
+    Why the probed mappings weigh the source's block: between two runtimes a block's departure from
+    its group's trend need not carry over. On the six ordered pairs of this machine's full profiles
+    (onnxruntime fp32, int8, OpenVINO; the probes' values taken from the target's profile, held-out
+    subnets against the faster of two processes) the source weights 0 / 0.5 / 1 ranked 50 fresh
+    subnets at τ 0.917-0.930 / 0.838-0.927 / 0.740-0.918: weight 0 best or within 0.003 of the best
+    in all six, weight 1 worse by 0.010-0.177. By the rule above, the CV on 10, 20 or 30 of the
+    target profile's networks (ten draws each) took weight 0 in 175 of 180 cases and 0.5 in the
+    others, ranking within 0.003 of the best weight in every case."""
     resolution = np.array([c["r"] for c in configs])
     features = {g: PartFeatures(source, space, grouping=g) for g in set(GROUPINGS.values())}  # mappings share groupings
-    ratio = None
-    if probes is not None and all(label in probes for label in features[each_block].labels):
-        ratio = np.array([probes[label] for label in features[each_block].labels])
-    models = [m for m in MAPPINGS if m != "probed" or ratio is not None]
-    matrices = {g: f(configs) for g, f in features.items() if g is not each_block or ratio is not None}
-    if ratio is not None:
-        matrices[each_block] = matrices[each_block] * np.append(ratio, 1.0)
+    blocks = features[each_block].labels
+    scales = {m: np.array([s[b] for b in blocks]) for m, s in (probes or {}).items() if all(b in s for b in blocks)}
+    models = list(scales) or list(SCALED)
+    matrices = {g: f(configs) for g, f in features.items() if g is not each_block or scales}
+
+    def matrix(model: str) -> np.ndarray:
+        return matrices[each_block] * np.append(scales[model], 1.0) if model in scales else matrices[GROUPINGS[model]]
+
     scores = {}
     for model in models:
-        X, repeats, error = matrices[GROUPINGS[model]], [], np.zeros(len(y))
+        X, repeats, error = matrix(model), [], np.zeros(len(y))
         for r in range(REPEATS):
             oof = np.empty_like(y)
             for train, test in KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed + r).split(X):
@@ -196,15 +228,12 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
             error += np.abs(oof / y - 1) / REPEATS
         scores[model] = {k: v if k == "n" else float(np.mean([f[k] for f in repeats])) for k, v in repeats[0].items()}
         scores[model]["mape_se"] = float(error.std(ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0
-    if ratio is not None:
-        best = "probed"
-    else:
-        lowest = min(models, key=lambda m: scores[m]["mape"])
-        best = next(m for m in models if scores[m]["mape"] <= scores[lowest]["mape"] + scores[lowest]["mape_se"])
-    scale, overhead, intercept = _fit(matrices[GROUPINGS[best]], y, best, resolution)
+    lowest = min(models, key=lambda m: scores[m]["mape"])
+    best = next(m for m in models if scores[m]["mape"] <= scores[lowest]["mape"] + scores[lowest]["mape_se"])
+    scale, overhead, intercept = _fit(matrix(best), y, best, resolution)
     gain = 1.0
-    if best == "probed":
-        scale, gain = ratio, float(scale[0])
+    if best in scales:
+        scale, gain = scales[best], float(scale[0])
     labels = features[GROUPINGS[best]].labels
     return Mapping(source_path, best, dict(zip(labels, map(float, scale), strict=True)), overhead, intercept,
                    {"chosen": best, "candidates": scores, "repeats": REPEATS, "rule": MAPPING_RULE}, gain)
@@ -275,8 +304,8 @@ class TransferCampaign(Campaign):
     blocks from the best-fitting source mapping. ``samples`` bounds how many are measured.
 
     With ``probe`` it also measures the ends of each probe group (:func:`probe_blocks`; 70 blocks
-    in OFA-MobileNetV3), in the first step and in :data:`PROBE_ROUNDS` round, which makes ``probed``
-    the mapping; without, whole networks only (where every item is costly, such as a TensorRT engine
+    in OFA-MobileNetV3), in the first step and in :data:`PROBE_ROUNDS` round, which makes the mapping
+    a probed one; without, whole networks only (where every item is costly, such as a TensorRT engine
     build per block).
 
     It runs in steps of ``step`` samples: after the first, each source's rank agreement is reported
@@ -365,7 +394,7 @@ class TransferCampaign(Campaign):
         configs, y = [r["config"] for r in settled], np.array([r["value_ms"] for r in settled])
         self.proxies = {path: latency_fidelity(y, _source_prediction(table, self.space, configs))["kendall_tau"]
                         for path, table in self.sources}
-        mappings = [fit_mapping(table, path, self.space, configs, y, self.seed, probe_ratios(table, self.space, probes) if probes else None)
+        mappings = [fit_mapping(table, path, self.space, configs, y, self.seed, probe_scales(table, self.space, probes) if probes else None)
                     for path, table in self.sources]
         self.mapping = min(mappings, key=lambda m: m.cv["candidates"][m.model]["mape"])
         source = dict(self.sources)[self.mapping.source]
@@ -380,16 +409,16 @@ class TransferCampaign(Campaign):
         return networks + probes + blocks
 
     def _basis(self, networks: int, probes: int) -> str:
-        if self.mapping.model == "probed":
-            return (f"the speed ratio of its probe group's smallest and largest block interpolated at its size, of {probes} "
-                    f"probe blocks measured, its level set by {networks} networks measured")
+        if self.mapping.model in PROBED:
+            return (f"{PROBED_BASIS[self.mapping.model]}, of {probes} probe blocks measured, its level set by {networks} "
+                    "networks measured")
         return f"fitted on {networks} networks measured"
 
     def _predictor_models(self) -> dict:
-        if self.mapping.model != "probed":
+        if self.mapping.model not in PROBED:
             return {}
         return {"models": ("calibrated-sum",),
-                "why": "a probed transfer: the blocks carry the probes' measured ratios, which a per-group refit on "
+                "why": "a probed transfer: the blocks carry what the probes measured, which a per-group refit on "
                        "the same few networks would overrule"}
 
     def _extra_meta(self, rows: list[dict]) -> dict:
