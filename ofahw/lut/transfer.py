@@ -208,11 +208,11 @@ def fit_mapping(source: LatencyTable, source_path: str, space, configs: list[dic
     target profile's networks (ten draws each) took weight 0 in 175 of 180 cases and 0.5 in the
     others, ranking within 0.003 of the best weight in every case."""
     resolution = np.array([c["r"] for c in configs])
-    features = {g: PartFeatures(source, space, grouping=g) for g in set(GROUPINGS.values())}  # mappings share groupings
+    features = {g: PartFeatures(source, space, grouping=g) for g in set(GROUPINGS.values())}
     blocks = features[each_block].labels
     scales = {m: np.array([s[b] for b in blocks]) for m, s in (probes or {}).items() if all(b in s for b in blocks)}
     models = list(scales) or list(SCALED)
-    matrices = {g: f(configs) for g, f in features.items() if g is not each_block or scales}
+    matrices = {g: features[g](configs) for g in {GROUPINGS[m] for m in models}}  # mappings share groupings
 
     def matrix(model: str) -> np.ndarray:
         return matrices[each_block] * np.append(scales[model], 1.0) if model in scales else matrices[GROUPINGS[model]]
