@@ -1,4 +1,5 @@
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -45,6 +46,19 @@ def test_calls_running_the_model_several_times_give_per_run_samples():
     m = run_protocol(tick, Protocol(warmup_runs=1, warmup_s=0.0, min_repeats=10, min_time_s=0.01, max_time_s=0.5),
                      clock=clock, per_call=4)
     assert m.settled and m.p10 == pytest.approx(1.0) and m.timed_s == pytest.approx(m.n * 0.004)
+
+
+def test_a_slow_item_gets_its_minimum_count_past_the_budget():
+    """A run longer than the budget allows for ``min_repeats`` (a network at batch 8): the round still
+    gets its minimum count, so that its low percentile and its dispersion gate mean something."""
+    clock, tick = fake_clock(itertools.repeat(100_000_000))  # 100 ms a run, budget 1 s
+    protocol = Protocol(warmup_runs=1, warmup_s=0.0, min_repeats=20, min_time_s=0.15, max_time_s=1.0)
+    m = run_protocol(tick, protocol, clock=clock)
+    assert m.n == 20 and m.settled and m.timed_s == pytest.approx(2.0)
+    # past the minimum count the budget ends the round as before
+    noisy, tick = fake_clock(100_000_000 + 5_000_000 * k for k in itertools.count())
+    m = run_protocol(tick, replace(protocol, min_repeats=10), clock=noisy)
+    assert m.n == 10 and not m.settled
 
 
 def test_the_budget_also_bounds_wall_time():

@@ -21,10 +21,12 @@ class Protocol:
 
     A round is: warm-up (until both its run count and its duration are reached), then timed runs
     until the minimum count and time are reached and the dispersion gate holds, or the round's
-    budget (``max_time_s``) runs out. A profiling campaign measures each item in ``rounds`` rounds
-    spread over the whole campaign and keeps the fastest round (:func:`best_round`): a shared machine
-    has slow spells lasting seconds (another tenant, a throttled clock) that no single round can see
-    from inside.
+    budget (``max_time_s``) runs out once it has ``min_repeats`` runs: an item slower than
+    ``max_time_s / min_repeats`` (a whole network at batch 8, ~0.1 s a run here) still gets its
+    minimum count, without which neither its low percentiles nor the gate mean anything. A profiling
+    campaign measures each item in ``rounds`` rounds spread over the whole campaign and keeps the
+    fastest round (:func:`best_round`): a shared machine has slow spells lasting seconds (another
+    tenant, a throttled clock) that no single round can see from inside.
 
     Whole networks are the ground truth a LUT is calibrated and judged on, and the longer a round
     lasts the likelier a slow spell falls into it, so networks get their own (more) rounds and
@@ -176,11 +178,11 @@ def run_protocol(run_once: Callable[[], None], protocol: Protocol, clock: Callab
 
     Warm-up lasts until both its run count and its duration are reached. Timed runs then go on
     until the minimum count and time are reached and the dispersion gate holds, or the item's
-    time budget (``max_time_s``, of timed time or of wall time, whichever runs out first) or
-    ``max_repeats`` runs out; the result says whether it settled. ``clock`` returns nanoseconds
-    (a device clock for GPU targets). ``run_once`` may run the model ``per_call`` times back to
-    back (GPU targets do, where one run is too short for the clock to resolve): each sample is
-    then the mean latency of those runs.
+    time budget (``max_time_s``, of timed time or of wall time, whichever runs out first; never
+    before ``min_repeats`` runs) or ``max_repeats`` runs out; the result says whether it settled.
+    ``clock`` returns nanoseconds (a device clock for GPU targets). ``run_once`` may run the model
+    ``per_call`` times back to back (GPU targets do, where one run is too short for the clock to
+    resolve): each sample is then the mean latency of those runs.
     """
     start = time.perf_counter()
     warm = 0
@@ -198,7 +200,9 @@ def run_protocol(run_once: Callable[[], None], protocol: Protocol, clock: Callab
         samples.append(dt / per_call)
         timed_ns += dt
         n = len(samples)
-        if n >= protocol.max_repeats or max(timed_ns / 1e9, time.perf_counter() - loop_start) >= protocol.max_time_s:
+        if n >= protocol.max_repeats:
+            break
+        if n >= protocol.min_repeats and max(timed_ns / 1e9, time.perf_counter() - loop_start) >= protocol.max_time_s:
             break
         if n >= next_check and timed_ns >= protocol.min_time_s * 1e9:
             # Checking costs a sort of the samples, so check at geometric intervals.
