@@ -314,3 +314,28 @@ def test_energy_over_ssh_reads_the_devices_sensor(server, tmp_path):
         with pytest.raises(TargetError, match="no readable power sensor"):
             target.check_energy({"sensor": "auto"})
     assert m.sensor == "hwmon" and m.windows >= 3 and m.idle_w == pytest.approx(4.0) and abs(m.mj) < 1e-6
+
+
+def test_a_job_longer_than_the_silence_limit_lives_on_heartbeats(server, tmp_path):
+    """trtexec builds its engine inside the job's first round (minutes for a network on a Jetson):
+    a stand-in trtexec that takes 2 s to build, against a client that calls the device lost after
+    1 s of silence, measures because the runner's heartbeats keep arriving; an engine build with
+    the heartbeat slower than the silence limit is what used to lose the device."""
+    trtexec = tmp_path / "slow-trtexec"
+    times = json.dumps([{"computeMs": 1.0 + 0.01 * (i % 3)} for i in range(60)])
+    trtexec.write_text("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in\n"
+                       "  --saveEngine=*) sleep 2; echo engine > \"${a#--saveEngine=}\";;\n"
+                       f"  --exportTimes=*) echo '{times}' > \"${{a#--exportTimes=}}\";;\nesac; done\n")
+    trtexec.chmod(0o755)
+    space = get_space(SPACE)
+    artifact = network_artifact(space, space.sample(1, np.random.default_rng(0), [RESOLUTION])[0], OnnxCache())
+    for heartbeat_s, lives in ((0.2, True), (5.0, False)):
+        target = ssh_target(server, tmp_path / str(heartbeat_s), trtexec=str(trtexec))
+        target.options["runtime"] = "trtexec"
+        target.heartbeat_s, target.silence_s, target.ssh["retries"] = heartbeat_s, 1.0, 0
+        with target:
+            if lives:
+                assert target.measure(artifact, FAST.for_network()).p10 == pytest.approx(1.0)
+            else:
+                with pytest.raises(TargetError, match="lost the device"):
+                    target.measure(artifact, FAST.for_network())

@@ -5,7 +5,8 @@ It needs python3 + numpy + onnxruntime for the ``onnxruntime`` runtime, python3 
 for ``openvino``, or a ``trtexec`` binary for ``trtexec``; int8 models arrive quantized. It reads
 one JSON job per line on stdin and writes one JSON line per event on stdout:
 ``{"event": "ready", "metadata": {...}}`` first (or ``{"event": "fatal", ...}`` and exit 3), then
-``{"id": ..., "measurement": {...}}`` or ``{"id": ..., "error": "..."}`` per job.
+``{"id": ..., "measurement": {...}}`` or ``{"id": ..., "error": "..."}`` per job, and
+``{"event": "alive", "job": ...}`` every ``heartbeat_s`` while a job runs.
 """
 
 import contextlib
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -156,39 +158,74 @@ def measure_job_energy(runtime, job):
         return measure_energy_as_set(runtime.prepare(job["path"], tuple(job["input_shape"])), meter, job["energy"]).to_dict()
 
 
+class Events:
+    """The runner's output: whole JSON lines, and a heartbeat every ``heartbeat_s`` while a job runs,
+    by which the client tells a device busy for minutes (an engine build) from a lost one."""
+
+    def __init__(self, heartbeat_s):
+        self._lock = threading.Lock()
+        self._job = None
+        threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
+
+    def emit(self, event):
+        line = json.dumps(event) + "\n"
+        with self._lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    @contextlib.contextmanager
+    def busy(self, job_id):
+        self._job = job_id
+        try:
+            yield
+        finally:
+            self._job = None
+
+    def _beat(self, interval):
+        while True:
+            time.sleep(interval)
+            job = self._job
+            if job is not None:
+                try:
+                    self.emit({"event": "alive", "job": job})
+                except (OSError, ValueError):  # the client is gone
+                    return
+
+
 def main():
     options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    events = Events(float(options.get("heartbeat_s", 15.0)))
     name = options.get("runtime", "onnxruntime")
     try:
         runtime = RUNTIME_CLASSES[name](options)
     except (ImportError, FileNotFoundError, OSError, subprocess.SubprocessError) as exc:
-        print(json.dumps({"event": "fatal", "error": f"{name} is not usable on this device: {exc}",
-                          "install": INSTALL_HINT.get(name, "")}), flush=True)
+        events.emit({"event": "fatal", "error": f"{name} is not usable on this device: {exc}", "install": INSTALL_HINT.get(name, "")})
         sys.exit(3)
     extra = {"openvino_capabilities": runtime.capabilities} if name == "openvino" else {}
-    print(json.dumps({"event": "ready", "metadata": {**device_facts(), "runtime": name, "runtime_version": runtime.version,
-                                                      "numpy": np.__version__, **extra}}), flush=True)
+    events.emit({"event": "ready", "metadata": {**device_facts(), "runtime": name, "runtime_version": runtime.version,
+                                                 "numpy": np.__version__, **extra}})
     for line in sys.stdin:
         if not line.strip():
             continue
         job = json.loads(line)
         if job.get("cmd") == "quit":
             break
-        try:
-            if "energy_check" in job:
-                meter = find_meter(job["energy_check"])
-                meter.close()
-                out = {"id": job["id"], "sensor": meter.describe()}
-            elif "energy" in job:
-                out = {"id": job["id"], "energy": measure_job_energy(runtime, job)}
-            else:
-                m = runtime.measure(job["path"], tuple(job["input_shape"]), Protocol.from_dict(job["protocol"]))
-                out = {"id": job["id"], "measurement": m.to_dict(), "facts": device_facts() if job.get("facts") else None}
-        except NoSensor as exc:
-            out = {"id": job["id"], "error": str(exc), "no_sensor": True}
-        except Exception as exc:  # one bad model must not end the batch
-            out = {"id": job["id"], "error": f"{type(exc).__name__}: {exc}"}
-        print(json.dumps(out), flush=True)
+        with events.busy(job.get("id")):
+            try:
+                if "energy_check" in job:
+                    meter = find_meter(job["energy_check"])
+                    meter.close()
+                    out = {"id": job["id"], "sensor": meter.describe()}
+                elif "energy" in job:
+                    out = {"id": job["id"], "energy": measure_job_energy(runtime, job)}
+                else:
+                    m = runtime.measure(job["path"], tuple(job["input_shape"]), Protocol.from_dict(job["protocol"]))
+                    out = {"id": job["id"], "measurement": m.to_dict(), "facts": device_facts() if job.get("facts") else None}
+            except NoSensor as exc:
+                out = {"id": job["id"], "error": str(exc), "no_sensor": True}
+            except Exception as exc:  # one bad model must not end the batch
+                out = {"id": job["id"], "error": f"{type(exc).__name__}: {exc}"}
+        events.emit(out)
 
 
 if __name__ == "__main__":

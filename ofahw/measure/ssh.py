@@ -76,9 +76,16 @@ class _PinnedOrExplicit:
 class SshTarget(Target):
     """A device reached over SSH. ``runtime`` options: ``runtime`` (onnxruntime, openvino or
     trtexec), ``threads`` (onnxruntime, openvino), ``graph_optimization`` and ``providers``
-    (onnxruntime), ``precision`` (per runtime: ``REMOTE_RUNTIMES``), ``per_channel`` (int8)."""
+    (onnxruntime), ``precision`` (per runtime: ``REMOTE_RUNTIMES``), ``per_channel`` (int8).
+
+    A job can keep the device busy for minutes without a result (trtexec builds an engine in the
+    job's first round: minutes for a whole network on a Jetson), so the runner sends a heartbeat every
+    ``heartbeat_s`` while a job runs, and the device counts as lost only after ``silence_s`` without
+    any line from it."""
 
     times_groups = False
+    heartbeat_s = 15.0
+    silence_s = 120.0
 
     kind = "ssh"
     option_defaults = {"runtime": "onnxruntime", "threads": 1, "graph_optimization": "all", "providers": None, "precision": "fp32",
@@ -202,7 +209,7 @@ class SshTarget(Target):
         self._mkdirs(f"{self._workdir()}/models")
         runner = f"{self._workdir()}/ofahw_runner_{digest}.py"
         self._put(script.encode(), None, runner)
-        options = {**self.options, "trtexec": self.ssh.get("trtexec")}
+        options = {**self.options, "trtexec": self.ssh.get("trtexec"), "heartbeat_s": self.heartbeat_s}
         command = (f"cd {shlex.quote(self._workdir())} && exec {shlex.quote(self.ssh['python'])} "
                    f"{shlex.quote(Path(runner).name)} {shlex.quote(json.dumps(options))}")
         channel = self._client.get_transport().open_session()
@@ -305,24 +312,26 @@ class SshTarget(Target):
 
     def check_energy(self, sensor: dict | None = None) -> dict:
         """What the device's runner finds of the sensor ``sensor`` names; a TargetError where none is readable."""
-        return self._ask({"id": "energy-check", "energy_check": sensor or {}}, timeout=60)["sensor"]
+        return self._ask({"id": "energy-check", "energy_check": sensor or {}})["sensor"]
 
     def measure_energy(self, artifact: Artifact, sensor: dict | None = None) -> EnergyMeasurement:
         """Energy per inference measured on the device by the runner, with the device's sensor
         (Jetson rails through hwmon / ina3221x / tegrastats, RAPL) that ``sensor`` names."""
         settings = sensor or {}
         job = {"id": "energy", "path": self._upload(artifact), "input_shape": list(artifact.input_shape), "energy": settings}
-        timeout = (float(settings.get("idle_s", 1.0)) + 12 * max(float(settings.get("window_s", 1.0)), 1.0)) * 4 + 120
-        return EnergyMeasurement(**self._ask(job, timeout)["energy"])
+        return EnergyMeasurement(**self._ask(job)["energy"])
 
-    def _ask(self, job: dict, timeout: float) -> dict:
+    def _ask(self, job: dict) -> dict:
         """Send one job to the runner and wait for its answer (a TargetError if it reports one)."""
         if not self._open:
             raise RuntimeError(f"target {self.name} is not open; use it as a context manager")
         self._stdin.write(json.dumps(job) + "\n")
         self._stdin.flush()
         while True:
-            event = self._read_event(timeout=timeout)
+            try:
+                event = self._read_event(timeout=self.silence_s)
+            except TimeoutError:
+                raise TargetError(f"target '{self.name}': the device sent nothing for {self.silence_s:.0f} s") from None
             if event is None:
                 raise TargetError(f"target '{self.name}': the remote runner stopped")
             if event.get("id") == job["id"]:
@@ -353,8 +362,7 @@ class SshTarget(Target):
                     self._stdin.write(json.dumps(job) + "\n")
                 self._stdin.flush()
                 while next_job < len(jobs):
-                    budget = jobs[next_job][1].max_time_s * 4 + 120  # generous: a timeout means a hung device
-                    event = self._read_event(timeout=budget)
+                    event = self._read_event(timeout=self.silence_s)  # heartbeats (no "id") only reset it
                     if event is None:
                         raise ConnectionError("the remote runner stopped")
                     if event.get("id") != next_job:
