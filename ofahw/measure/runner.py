@@ -107,13 +107,15 @@ class TrtexecRuntime:
     def _engine(self, path):
         engine = f"{path}.{self.precision}.engine"
         if not os.path.exists(engine):
-            cmd = [self.binary, f"--onnx={path}", f"--saveEngine={engine}.tmp", "--skipInference"]
+            # a name of this process's own: the runner of a dropped connection may still be building it
+            partial = f"{engine}.part-{os.getpid()}"
+            cmd = [self.binary, f"--onnx={path}", f"--saveEngine={partial}", "--skipInference"]
             if self.precision == "fp16":
                 cmd.append("--fp16")
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
             if done.returncode != 0:
                 raise RuntimeError("trtexec could not build an engine: " + done.stdout[-400:])
-            os.replace(engine + ".tmp", engine)
+            os.replace(partial, engine)
         return engine
 
     def measure(self, path, input_shape, protocol):
