@@ -339,3 +339,17 @@ def test_a_job_longer_than_the_silence_limit_lives_on_heartbeats(server, tmp_pat
             else:
                 with pytest.raises(TargetError, match="lost the device"):
                     target.measure(artifact, FAST.for_network())
+
+
+def test_a_failed_engine_build_leaves_no_partial_engine(tmp_path):
+    from ofahw.measure.runner import TrtexecRuntime
+
+    trtexec = tmp_path / "failing-trtexec"
+    trtexec.write_text("#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --saveEngine=*) echo half > \"${a#--saveEngine=}\"; "
+                       "echo 'builder ran out of memory'; exit 1;; esac; done\n")
+    trtexec.chmod(0o755)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    with pytest.raises(RuntimeError, match="could not build an engine: builder ran out of memory"):
+        TrtexecRuntime({"trtexec": str(trtexec)})._engine(str(model))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failing-trtexec", "m.onnx"]

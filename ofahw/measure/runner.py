@@ -112,10 +112,14 @@ class TrtexecRuntime:
             cmd = [self.binary, f"--onnx={path}", f"--saveEngine={partial}", "--skipInference"]
             if self.precision == "fp16":
                 cmd.append("--fp16")
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-            if done.returncode != 0:
-                raise RuntimeError("trtexec could not build an engine: " + done.stdout[-400:])
-            os.replace(partial, engine)
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+                if done.returncode != 0:
+                    raise RuntimeError("trtexec could not build an engine: " + done.stdout[-400:])
+                os.replace(partial, engine)
+            finally:  # a failed build's partial file, named by this process, would never be reused
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(partial)
         return engine
 
     def measure(self, path, input_shape, protocol):
