@@ -84,6 +84,16 @@ def openvino_config(threads=1, precision="fp32"):
             "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]}
 
 
+def openvino_core(ov, cache_dir):
+    """An OpenVINO Core that keeps what it compiles in ``cache_dir`` (OpenVINO's model cache): a
+    campaign compiles each model anew in every round, and loading the compiled model back took a fifth
+    of compiling it here (an int8 w1.2 subnet at 224, batch 8: 0.19 s against 0.9-1.1 s), while each round
+    still gets a compiled model and infer request of its own."""
+    core = ov.Core()
+    core.set_property({"CACHE_DIR": str(cache_dir)})
+    return core
+
+
 def openvino_request(ov, core, path, inputs, threads=1, precision="fp32"):
     """An infer request for the model at ``path`` compiled on the CPU with ``openvino_config``, its
     input set once to ``inputs`` (an array), so that ``infer()`` times the model alone."""

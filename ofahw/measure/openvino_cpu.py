@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import openvino as ov
 
 from ofahw.errors import TargetError
 from ofahw.export import Artifact
-from ofahw.measure.host import host_facts, openvino_config, openvino_request
+from ofahw.measure.host import host_facts, openvino_config, openvino_core, openvino_request
 from ofahw.measure.target import Prepared, Target, check_threads
 
 
@@ -27,10 +29,12 @@ class OpenVinoCpuTarget(Target):
         super().__init__(name, options, protocol)
         check_threads(name, self.options["threads"])
         self._core = None
+        self._compiled = None  # OpenVINO's model cache while the target is open
         self._request = None
 
     def open(self) -> None:
-        self._core = ov.Core()
+        self._compiled = tempfile.TemporaryDirectory(prefix="ofahw-openvino-")
+        self._core = openvino_core(ov, self._compiled.name)
         capabilities = self._core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if self.precision == "bf16" and "BF16" not in capabilities:
             raise TargetError(f"target '{self.name}': this CPU has no bf16 support in OpenVINO (it offers {capabilities}); "
@@ -39,6 +43,9 @@ class OpenVinoCpuTarget(Target):
 
     def close(self) -> None:
         self._core = None
+        if self._compiled is not None:
+            self._compiled.cleanup()
+            self._compiled = None
         super().close()
 
     def metadata(self) -> dict:

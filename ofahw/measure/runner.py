@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ofahw.measure.host import host_facts, openvino_request, ort_session_options, read_text  # ofahw:local-import
+from ofahw.measure.host import host_facts, openvino_core, openvino_request, ort_session_options, read_text  # ofahw:local-import
 from ofahw.measure.power import NoSensor, find_meter, measure_energy_as_set  # ofahw:local-import
 from ofahw.measure.protocol import Protocol, run_protocol, summarise  # ofahw:local-import
 
@@ -78,7 +78,8 @@ class OpenVinoRuntime:
 
         self.ov, self.options = ov, options
         self.version = ov.__version__
-        self.core = ov.Core()
+        self.compiled = tempfile.TemporaryDirectory(prefix="ofahw-openvino-")  # removed when the runner exits
+        self.core = openvino_core(ov, self.compiled.name)
         self.capabilities = list(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
         if options.get("precision") == "bf16" and "BF16" not in self.capabilities:
             raise OSError(f"this CPU has no bf16 support in OpenVINO (it offers {self.capabilities})")
