@@ -3,7 +3,8 @@ latency landscapes this machine has.
 
 For each target T whose full profile and held-out measurements `scripts/bench_profile.py` left in
 --dir (T.csv and T-heldout.json: fresh subnets never used in fitting, measured on T): transfer from
-the source LUT to T with 5, 10, 20, 30, 50 designed networks measured on T (and the probe blocks, unless
+the source LUT to the target T.csv names (T may be a file name of its own, such as openvino-int8-b8)
+with 5, 10, 20, 30, 50 designed networks measured on T (and the probe blocks, unless
 --no-probe), and report the held-out fidelity of the transferred LUT and its device time against T's
 full profile. `--fast T` also runs
 a fast profile of T without a source. The "same session" lines fit the same mapping on n of the full
@@ -119,7 +120,9 @@ def measured_now(space, target, configs: list[dict], batch: int, statistic: str)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
-    parser.add_argument("--targets", default="cpu-int8,openvino,openvino-int8")
+    parser.add_argument("--targets", default="cpu-int8,openvino,openvino-int8", help="the full profiles to transfer to, as "
+                        "their file names in --dir without .csv (e.g. openvino-int8-b8); each is measured on the target "
+                        "its LUT names (default: %(default)s)")
     parser.add_argument("--dir", default="runs/bench-profile", help="where bench_profile left each target's LUT and held-out file")
     parser.add_argument("--samples", default="5,10,20,30,50", help="networks measured at which the transfer is scored; the "
                         "transfer runs in steps of their greatest common divisor (default: %(default)s)")
@@ -153,7 +156,7 @@ def main() -> None:
         lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured, args.probe))
         if args.same_session_only:
             continue
-        target = load_target(name)
+        target = load_target(full.target_name)
         path = out / f"{name}-from-{Path(args.source).stem}.csv"
         print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)
 
