@@ -1,5 +1,6 @@
-"""Benchmark of the rule that picks the round an item keeps: the fastest round (ofahw's), against the
-fastest settled round (ofahw's rule before), on the same recorded rounds.
+"""Benchmark of the rule that picks the round an item keeps: the fastest round (ofahw's default), the
+median round (``round_rule: median``, the GPU target files'), and the fastest settled round (ofahw's
+rule before), on the same recorded rounds.
 
 Fresh random subnets are measured in several processes, one after the other, each with the target's
 network protocol (every round recorded). For each pair of processes and each rule, the two
@@ -9,12 +10,13 @@ A rule that keeps a slow spell's round lowers these; a measurement can be no mor
 repeats.
 
 With ``--rounds N`` each subnet gets N rounds instead of the protocol's network rounds, and the
-rounds curve shows how the two processes' agreement grows with the rounds kept from (the fastest of
-the first k of the N rounds; the first k are spread over the run as k rounds of their own would be,
+rounds curve shows how the two processes' agreement grows with the rounds kept from (the round the
+target's rule keeps of the first k of the N rounds; the first k are spread over the run as k rounds of their own would be,
 so this approximates a protocol of k rounds), beside the device time those k rounds took per subnet:
 what more rounds per whole network would buy in repeatability, the ceiling of any held-out score.
 
     python3 scripts/bench_round_rule.py [--target cpu] [--subnets 30] [--processes 2] [--rounds N] [--out runs/bench-round-rule/cpu.json]
+    python3 scripts/bench_round_rule.py --target targets/gpu-torch.yaml --resolutions 224 --rounds 5
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def settled_first(rounds: list[Measurement], statistic: str) -> float:
     return max(rounds, key=lambda m: (m.settled, -m.value(statistic))).value(statistic)
 
 
-RULES = {"fastest round (ofahw)": lambda rounds, stat: best_round(rounds, stat).value(stat),
+RULES = {"fastest round": lambda rounds, stat: best_round(rounds, stat).value(stat),
+         "median round": lambda rounds, stat: best_round(rounds, stat, "median").value(stat),
          "fastest settled round (before)": settled_first}
 
 
@@ -106,28 +109,30 @@ def main() -> None:
     protocol = replace(target.protocol.for_network(), rounds=args.rounds or target.protocol.network_rounds)
     processes = [[[Measurement.from_dict(m) for m in r] for r in p] for p in recorded]
     kept = {rule: [np.array([keep(r, stat) for r in p]) for p in processes] for rule, keep in RULES.items()}
-    new_rule, old_rule = kept.values()
-    differ = [int(np.sum(n != o)) for n, o in zip(new_rule, old_rule, strict=True)]
+    fastest = kept["fastest round"]
+    differ = {rule: [int(np.sum(f != v)) for f, v in zip(fastest, values, strict=True)] for rule, values in kept.items()
+              if rule != "fastest round"}
     print()
     print(f"ofahw bench_round_rule — target {target.name} ({target.options}); space {space.name} at {resolutions}, batch "
           f"{args.batch}; {len(configs)} fresh random subnets (seed {args.seed}) measured in {args.processes} processes, "
           f"{protocol.rounds} rounds each, statistic {stat}; every round recorded in {out}")
-    print(f"subnets whose kept round differs between the rules, per process: {differ}")
+    print("subnets whose kept round differs from the fastest round, per process: "
+          + "; ".join(f"{rule} {counts}" for rule, counts in differ.items()))
     for rule, values in kept.items():
         for a, b in itertools.combinations(range(len(processes)), 2):
             print(pair_line(rule, a, b, values[a], values[b]))
     if protocol.rounds > 1:
-        print_rounds_curve(processes, stat)
+        print_rounds_curve(processes, stat, protocol.round_rule)
 
 
-def print_rounds_curve(processes: list[list[list[Measurement]]], stat: str) -> None:
-    """Agreement between processes 1 and 2 keeping the fastest of each subnet's first k rounds, k = 1..N."""
+def print_rounds_curve(processes: list[list[list[Measurement]]], stat: str, rule: str) -> None:
+    """Agreement between processes 1 and 2 keeping the round ``rule`` keeps of each subnet's first k rounds, k = 1..N."""
     first, second = processes[0], processes[1]
     n = min(len(r) for p in (first, second) for r in p)
-    print(f"rounds curve, processes 1/2 (fastest of each subnet's first k rounds, {stat}; device time: the k rounds' "
+    print(f"rounds curve, processes 1/2 (the {rule} of each subnet's first k rounds, {stat}; device time: the k rounds' "
           "warm-up and timed runs per subnet, mean of both processes):")
     for k in range(1, n + 1):
-        a, b = (np.array([best_round(r[:k], stat).value(stat) for r in p]) for p in (first, second))
+        a, b = (np.array([best_round(r[:k], stat, rule).value(stat) for r in p]) for p in (first, second))
         device_s = np.mean([sum(m.wall_s or 0.0 for m in r[:k]) for p in (first, second) for r in p])
         print(pair_line(f"first {k} round{'s' if k > 1 else ''} ({device_s:.1f} s/subnet)", 0, 1, a, b))
 

@@ -53,7 +53,7 @@ def block_type(key: str) -> str:
 
 
 def measure_side_by_side(targets: dict, items: list, protocol: Protocol, seed: int) -> dict[str, list[float]]:
-    """name → the protocol statistic (ms) of each item, fastest of ``protocol.rounds`` rounds."""
+    """name → the protocol statistic (ms) of each item, the round of ``protocol.rounds`` its round rule keeps."""
     rng = np.random.default_rng(seed)
     rounds = {name: [[] for _ in items] for name in targets}
     for k in range(protocol.rounds):
@@ -61,7 +61,7 @@ def measure_side_by_side(targets: dict, items: list, protocol: Protocol, seed: i
             for i in rng.permutation(len(items)):
                 rounds[name][i].append(targets[name].measure(items[i], protocol))
         print(f"  round {k + 1} of {protocol.rounds} done", flush=True)
-    return {name: [best_round(r, protocol.statistic).value(protocol.statistic) for r in per_item]
+    return {name: [best_round(r, protocol.statistic, protocol.round_rule).value(protocol.statistic) for r in per_item]
             for name, per_item in rounds.items()}
 
 

@@ -98,6 +98,9 @@ def test_lut_of_other_settings_is_not_mixed(profiled_lut, tmp_path):
     shutil.copy(profiled_lut.with_suffix(".json"), out.with_suffix(".json"))
     with pytest.raises(LutError, match="profiled with other target"):
         campaign(fast_cpu_target(threads=2), out).run()
+    # rows kept by another round rule (the fastest of their rounds, not the median) are not resumed either
+    with pytest.raises(LutError, match="profiled with other round_rule"):
+        campaign(OnnxruntimeCpuTarget("cpu", None, replace(FAST, round_rule="median")), out).run()
 
 
 def test_unsettled_rounds_are_measured_again_and_kept(tmp_path):

@@ -116,6 +116,30 @@ def test_best_round_is_the_fastest_even_when_only_a_slower_round_settled():
     assert not best_round([_round(10.0, False), _round(12.0, False)], "p10").settled
 
 
+def test_median_round_rule_leaves_out_one_outlying_round_either_way():
+    # A GPU's rare rounds that ran fast (or a slow one) are not kept; the spread still covers all rounds.
+    kept = best_round([_round(10.0, True), _round(9.0, False), _round(10.2, True)], "p10", "median")
+    assert kept.p10 == 10.0 and kept.round_spread == pytest.approx(10.2 / 9.0 - 1) and kept.settled
+    assert best_round([_round(10.0, True), _round(15.0, True), _round(10.2, True)], "p10", "median").p10 == 10.2
+    assert best_round([_round(11.0, True), _round(10.0, True)], "p10", "median").p10 == 10.0  # even count: faster middle
+    with pytest.raises(ValueError, match="round rule must be one of"):
+        best_round([_round(10.0, True)], "p10", "slowest")
+
+
+def test_measure_in_rounds_keeps_the_round_its_protocols_rule_names():
+    from ofahw.export import Artifact
+    from ofahw.measure import measure_in_rounds
+
+    artifacts = [Artifact(str(k), (1, 3, 8, 8), onnx=lambda: None) for k in range(4)]
+    # RoundsTarget runs every third call 1.5x slower; in the seed-0 order items 1 and 2 have two slow
+    # rounds of three and items 0 and 3 none: their median round is the slow value, the fastest the fast one.
+    fastest = measure_in_rounds(RoundsTarget(), artifacts, Protocol(rounds=3), seed=0)
+    median = measure_in_rounds(RoundsTarget(), artifacts, Protocol(rounds=3, round_rule="median"), seed=0)
+    assert [m.p10 for m in fastest] == [1.0, 2.0, 3.0, 4.0]
+    assert [m.p10 for m in median] == [1.0, 3.0, 4.5, 4.0]
+    assert [m.round_spread for m in median] == [m.round_spread for m in fastest] == [0.0, 0.5, 0.5, 0.0]
+
+
 def test_measure_in_rounds_keeps_each_items_fastest_round_and_its_spread():
     from ofahw.export import Artifact
     from ofahw.measure import measure_in_rounds

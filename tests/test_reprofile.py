@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -112,18 +113,22 @@ def test_uneven_drift_reprofiles_reusing_the_blocks_that_still_agree(lut):
     assert (history_dir(lut) / "v1.csv").exists() and not list(history_dir(lut).glob("reprofile-*"))
 
 
-def check_when_steady(lut, target, attempts: int = 3, **kwargs) -> dict:
-    """``reprofile`` as a user would run it on a shared machine: again, if a check found it too busy to judge."""
-    for _ in range(attempts):
+def check_when_steady(lut, target, attempts: int = 5, pause_s: float = 3.0, **kwargs) -> dict:
+    """``reprofile`` as a user would run it on a shared machine: again a little later, if a check found
+    it too busy to judge (three quick attempts were once all judged too busy in a full suite run)."""
+    for k in range(attempts):
         record = reprofile(lut, target, confirm_after_s=0, **kwargs)
         if record["verdict"] not in (UNSTEADY, CONTENTION):
             return record
+        if k + 1 < attempts:
+            time.sleep(pause_s)
     return record
 
 
 def test_drift_injected_for_real_is_detected(lut):
     record = check_when_steady(lut, runtime_slowed_underneath(fast_cpu_target()))
-    assert record["verdict"] != OK and record["median_ratio"] > 1 + record["threshold"]
+    assert record["verdict"] in (UNIFORM, NON_UNIFORM), f"the machine stayed too busy to judge: {record['verdict']}"
+    assert record["median_ratio"] > 1 + record["threshold"]
     checks = (history_dir(lut) / "checks.jsonl").read_text().splitlines()
     assert json.loads(checks[-1])["verdict"] == record["verdict"] and record["first_look"]["verdict"] != OK
     assert LatencyTable.read(lut).meta["version"] == 2 == record["action"]["version"]  # followed: rescaled or re-profiled

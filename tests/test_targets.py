@@ -45,6 +45,7 @@ def test_repository_cpu_target_file_is_valid():
     ("kind: cpu\nruntime: {cores: 2}\n", "unknown cpu runtime options"),
     ("kind: cpu\nruntime: {graph_optimization: max}\n", "graph_optimization must be one of"),
     ("kind: cpu\nprotocol: {statistic: p50}\n", "bad protocol"),
+    ("kind: cpu\nprotocol: {round_rule: slowest}\n", "round_rule must be one of"),
     ("kind: cpu\nprotocol: 3\n", "'protocol' must be a mapping"),
     ("kind: cpu\nray: {node: a}\n", "'ray' must be a mapping with 'resources'"),
     ("kind: cpu\nray: {resources: [a]}\n", "'ray' must be a mapping with 'resources'"),

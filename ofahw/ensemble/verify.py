@@ -83,7 +83,7 @@ def _members_alone(shares, targets, artifacts, pool) -> dict[tuple[Target, str],
 
 def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[Target, Measurement]:
     """One ensemble timed: every device runs its share at the same time as the others, round after
-    round; per device, the fastest round."""
+    round; per device, the round its protocol's round rule keeps (the fastest by default)."""
 
     def once(target: Target) -> Measurement:
         share = [artifacts[k] for k in shares[target]]
@@ -91,4 +91,4 @@ def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[
         return target.measure_group(share, mode, protocol) if len(share) > 1 else target.measure(share[0], protocol)
 
     rounds = [list(pool.map(once, list(shares))) for _ in range(max(t.protocol.for_network().rounds for t in shares))]
-    return {t: best_round([r[i] for r in rounds], t.protocol.for_network().statistic) for i, t in enumerate(shares)}
+    return {t: best_round([r[i] for r in rounds], t.protocol.statistic, t.protocol.round_rule) for i, t in enumerate(shares)}

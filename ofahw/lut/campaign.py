@@ -100,10 +100,10 @@ class Campaign:
     # -- what identifies comparable measurements ---------------------------------------------
     def _header(self) -> dict:
         return {"space": self.space.name, "target": self.target.fingerprint(), "statistic": self.target.protocol.statistic,
-                "batch": self.batch, "energy": self.energy is not None}
+                "round_rule": self.target.protocol.round_rule, "batch": self.batch, "energy": self.energy is not None}
 
     def _check_compatible(self, header: dict, where: Path) -> None:
-        header = {"batch": 1, "energy": False, **header, "target": self.target.completed(header.get("target"))}
+        header = {"batch": 1, "energy": False, "round_rule": "fastest", **header, "target": self.target.completed(header.get("target"))}
         mine = self._header()
         diff = [k for k in mine if header.get(k) != mine[k]]
         if diff:
@@ -123,7 +123,8 @@ class Campaign:
         if self.out.exists():
             table = LatencyTable.read(self.out)
             self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
-                                    "target": table.target_fingerprint, "batch": table.batch, "energy": table.has_energy}, self.out)
+                                    "round_rule": table.round_rule, "target": table.target_fingerprint, "batch": table.batch,
+                                    "energy": table.has_energy}, self.out)
             # derived rows (a transfer's or fast profile's blocks, never measured) are derived again, not taken as done
             rows.update({(r["kind"], r["key"]): r for r in table.rows if r["rounds"]})
         if self.journal.exists():
@@ -161,12 +162,13 @@ class Campaign:
         return network_artifact(self.space, item.config, self.cache, self.batch)
 
     def _row(self, item: Item, records: list[dict], energy: dict | None = None) -> dict:
-        """One LUT row from every round measured of an item, retried ones too: the fastest round,
-        with the spread of all (and its energy per inference, where measured). ``rounds`` counts the
-        rounds asked for, ``attempts`` every round measured."""
+        """One LUT row from every round measured of an item, retried ones too: the round the
+        protocol's round rule keeps (the fastest by default), with the spread of all (and its energy
+        per inference, where measured). ``rounds`` counts the rounds asked for, ``attempts`` every
+        round measured."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]
-        best = best_round(measurements, stat)
+        best = best_round(measurements, stat, self.target.protocol.round_rule)
         flops, params = (np.array(part_cost(item.part)) / 1e6) if item.kind == "block" else (
             self.space.flops(item.config), self.space.params(item.config))
         return {

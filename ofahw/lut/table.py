@@ -72,6 +72,11 @@ class LatencyTable:
         return dict(self.meta.get("device", {}))
 
     @property
+    def round_rule(self) -> str:
+        """The round each measured item kept of its rounds (LUTs before round rules: the fastest)."""
+        return (self.meta.get("protocol") or {}).get("round_rule", "fastest")
+
+    @property
     def batch(self) -> int:
         """Inputs per run the LUT's models were measured with (LUTs before batch sizes: 1)."""
         return int(self.meta.get("batch", 1))

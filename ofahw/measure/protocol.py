@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 STATISTICS = ("min", "p10", "median", "mean", "p90", "p99")
+ROUND_RULES = ("fastest", "median")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class Protocol:
     minimum count, without which neither its low percentiles nor the gate mean anything. A profiling
     campaign measures each item in ``rounds`` rounds spread over the whole campaign and keeps the
     fastest round (:func:`best_round`): a shared machine has slow spells lasting seconds (another
-    tenant, a throttled clock) that no single round can see from inside.
+    tenant, a throttled clock) that no single round can see from inside. ``round_rule: median``
+    keeps the median round instead, for devices whose rare outlier rounds are fast ones (a GPU:
+    see :func:`best_round`).
 
     Whole networks are the ground truth a LUT is calibrated and judged on, and the longer a round
     lasts the likelier a slow spell falls into it, so networks get their own (more) rounds and
@@ -50,13 +53,16 @@ class Protocol:
     rounds: int = 3
     network_rounds: int = 5
     retries: int = 2  # extra attempts for a round that never settled
+    round_rule: str = "fastest"  # the round an item keeps: "fastest" or "median" (best_round)
 
     def __post_init__(self):
         if self.statistic not in STATISTICS:
             raise ValueError(f"protocol statistic must be one of {STATISTICS}, got {self.statistic!r}")
+        if self.round_rule not in ROUND_RULES:
+            raise ValueError(f"protocol round_rule must be one of {ROUND_RULES}, got {self.round_rule!r}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "statistic" and (not isinstance(value, (int, float)) or value < 0):
+            if f.name not in ("statistic", "round_rule") and (not isinstance(value, (int, float)) or value < 0):
                 raise ValueError(f"protocol {f.name} must be a non-negative number, got {value!r}")
         if self.max_time_s < self.min_time_s or self.batches < 2 or min(self.rounds, self.network_rounds) < 1:
             raise ValueError("protocol needs max_time_s >= min_time_s, batches >= 2 and rounds >= 1")
@@ -97,7 +103,7 @@ class Measurement:
     warmup_runs: int
     timed_s: float  # time spent inside timed runs
     wall_s: float  # wall time of the whole measurement, warm-up included
-    # when chosen as the fastest of several rounds: how far the rounds' statistics spread (slowest / fastest - 1)
+    # when kept from several rounds: how far the rounds' statistics spread (slowest / fastest - 1)
     round_spread: float | None = None
 
     def value(self, statistic: str) -> float:
@@ -111,9 +117,10 @@ class Measurement:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
-def best_round(rounds: list[Measurement], statistic: str) -> Measurement:
-    """The round an item keeps from several: the fastest, settled or not, carrying how far the
-    rounds' statistics spread (slowest / fastest - 1); the item counts as settled when any of its
+def best_round(rounds: list[Measurement], statistic: str, rule: str = "fastest") -> Measurement:
+    """The round an item keeps from several: the fastest (``rule="fastest"``) or the median one
+    (``"median"``; of an even count, the faster of the middle two), settled or not, carrying how far
+    the rounds' statistics spread (slowest / fastest - 1); the item counts as settled when any of its
     rounds did.
 
     Settled rounds are not preferred: on this shared machine a slow spell can be steady (1.5-1.7x
@@ -121,8 +128,17 @@ def best_round(rounds: list[Measurement], statistic: str) -> Measurement:
     a settled round first kept the spell. On the same recorded rounds of 30 subnets measured in two
     processes (scripts/bench_round_rule.py), keeping the fastest raised their rank agreement (Kendall
     tau) from 0.83 to 0.92 on onnxruntime fp32, 0.87 to 0.94 on onnxruntime int8, 0.77 to 0.85 on
-    OpenVINO fp32 and 0.70 to 0.89 on OpenVINO int8."""
-    best = min(rounds, key=lambda m: m.value(statistic))
+    OpenVINO fp32 and 0.70 to 0.89 on OpenVINO int8.
+
+    A GPU is the other way round: every round builds the model and captures its CUDA graph anew,
+    and on an H200 (torch-CUDA, batch 1) a few rounds ran 8-13% faster than the item's others while
+    a round's own samples spread 0.5%: the fastest of 2-3 rounds caught such a round for some items
+    and not for others, and two processes' measurements of 30 subnets agreed only to Kendall tau
+    0.82 (p90 |ratio - 1| 8%). Of three rounds the median leaves one such round out."""
+    if rule not in ROUND_RULES:
+        raise ValueError(f"round rule must be one of {ROUND_RULES}, got {rule!r}")
+    ordered = sorted(rounds, key=lambda m: m.value(statistic))
+    best = ordered[0] if rule == "fastest" else ordered[(len(ordered) - 1) // 2]
     values = [m.value(statistic) for m in rounds]
     return replace(best, settled=any(m.settled for m in rounds), round_spread=max(values) / min(values) - 1.0)
 

@@ -29,9 +29,9 @@ def measure_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol
 
 def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
                       progress: bool = False) -> list[Measurement]:
-    """Each artifact measured in rounds (:func:`measure_rounds`): its fastest round, carrying the
-    spread of its rounds (:func:`best_round`). ``target`` must be open."""
-    return [best_round(r, protocol.statistic) for r in measure_rounds(target, artifacts, protocol, seed, progress)]
+    """Each artifact measured in rounds (:func:`measure_rounds`): the round the protocol's round rule
+    keeps, carrying the spread of its rounds (:func:`best_round`). ``target`` must be open."""
+    return [best_round(r, protocol.statistic, protocol.round_rule) for r in measure_rounds(target, artifacts, protocol, seed, progress)]
 
 
 def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,
