@@ -25,6 +25,7 @@ buys at the device time its full profile spent on each of its own networks.
     python3 scripts/bench_profile.py --target openvino --held-out 50 --out runs/bench-profile/openvino.csv
     python3 scripts/bench_transfer.py [--source runs/bench-profile/cpu.csv] [--targets cpu-int8,openvino,openvino-int8]
         [--samples 10,20,30,50] [--fast openvino]   (--fast '' for none)
+    python3 scripts/bench_transfer.py --dir runs/bench-profile-q --targets openvino-b8 --fast openvino-b8 --fast-only
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut import LatencyTable
-from ofahw.lut.fast import FastCampaign
+from ofahw.lut.fast import FastCampaign, fast_networks
 from ofahw.lut.probes import probe_blocks
 from ofahw.lut.transfer import TransferCampaign, fit_mapping, probe_scales
 from ofahw.measure import load_target, measure_subnets
@@ -117,6 +118,39 @@ def measured_now(space, target, configs: list[dict], batch: int, statistic: str)
     return np.array([m.value(statistic) for m in best])
 
 
+def transfer(args, space, target, name: str, full: LatencyTable, full_s: float, configs, measured, fastest, counts: list[int],
+             out: Path, lines: list[str]) -> np.ndarray | None:
+    """Transfer from --source to ``name`` in steps, adding a fidelity line at each count of ``counts``
+    to ``lines``; with --remeasure, the held-out subnets measured again in this session (returned), and
+    each step scored against them too."""
+    path = out / f"{name}-from-{Path(args.source).stem}.csv"
+    steps = []
+    print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)
+
+    def on_step(result):
+        meta = result.table.meta["transfer"]
+        n = meta["measured_networks"]
+        if n in counts:
+            what = f"transfer, {n} networks" + (f" + {meta['measured_blocks']} probes" if meta["measured_blocks"] else "") + \
+                f" ({meta['mapping']})"
+            steps.append((what, result.table))
+            lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
+            lines.append(fidelity_line(name, "both processes: " + what, result.table, path, space, configs, fastest, full_s))
+            print("\n".join(lines[-2:]), flush=True)
+
+    TransferCampaign(space, target, path, [args.source], samples=max(counts), step=math.gcd(*counts),
+                     resolutions=full.resolutions, fresh=True,
+                     progress=False, log=lambda m: None, on_step=on_step, batch=full.batch, probe=args.probe).run()
+    if not args.remeasure:
+        return None
+    print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
+    now = measured_now(space, target, configs, full.batch, full.statistic)
+    lines.append(f"  {'':<14} held-out measured again after the transfer, in its session: now / before "
+                 f"{np.median(now / measured):.3f} (median)")
+    lines.extend(fidelity_line(name, "this session: " + what, table, path, space, configs, now, full_s) for what, table in steps)
+    return now
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", default="runs/bench-profile/cpu.csv")
@@ -136,6 +170,7 @@ def main() -> None:
                         "without probe blocks (as `ofahw profile --from ... --no-probe`)")
     parser.add_argument("--same-session-only", action="store_true", help="print only the same-session lines (the mapping "
                         "fitted on the full profile's own networks), measuring nothing")
+    parser.add_argument("--fast-only", action="store_true", help="no transfer: only the fast profiles of the --fast targets")
     args = parser.parse_args()
 
     folder, out = Path(args.dir), Path(args.out)
@@ -153,42 +188,18 @@ def main() -> None:
         lines.append(fidelity_line(name, "full profile", full, folder / f"{name}.csv", space, configs, measured, full_s))
         lines.append(fidelity_line(name, "both processes: full profile", full, folder / f"{name}.csv", space, configs, fastest,
                                    full_s))
-        lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured, args.probe))
-        if args.same_session_only:
-            continue
+        if not args.fast_only:
+            lines.extend(same_session_lines(source, args.source, space, full, counts, configs, measured, args.probe))
+            if args.same_session_only:
+                continue
         target = load_target(full.target_name)
-        path = out / f"{name}-from-{Path(args.source).stem}.csv"
-        print(f"transfer {args.source} -> {name}: up to {max(counts)} networks", flush=True)
-
-        steps = []
-
-        def on_step(result, name=name, path=path, full_s=full_s, configs=configs, measured=measured, fastest=fastest, steps=steps):
-            meta = result.table.meta["transfer"]
-            n = meta["measured_networks"]
-            if n in counts:
-                what = f"transfer, {n} networks" + (f" + {meta['measured_blocks']} probes" if meta["measured_blocks"] else "") + \
-                    f" ({meta['mapping']})"
-                steps.append((what, result.table))
-                lines.append(fidelity_line(name, what, result.table, path, space, configs, measured, full_s))
-                lines.append(fidelity_line(name, "both processes: " + what, result.table, path, space, configs, fastest, full_s))
-                print("\n".join(lines[-2:]), flush=True)
-
-        TransferCampaign(space, target, path, [args.source], samples=max(counts), step=math.gcd(*counts),
-                         resolutions=full.resolutions, fresh=True,
-                         progress=False, log=lambda m: None, on_step=on_step, batch=full.batch, probe=args.probe).run()
-        now = None
-        if args.remeasure:
-            print(f"measuring the {len(configs)} held-out subnets on {name} again, in this session", flush=True)
-            now = measured_now(space, target, configs, full.batch, full.statistic)
-            lines.append(f"  {'':<14} held-out measured again after the transfer, in its session: now / before "
-                         f"{np.median(now / measured):.3f} (median)")
-            lines.extend(fidelity_line(name, "this session: " + what, table, path, space, configs, now, full_s)
-                         for what, table in steps)
+        now = None if args.fast_only else transfer(args, space, target, name, full, full_s, configs, measured, fastest, counts,
+                                                   out, lines)
         if name in args.fast.split(","):
             path = out / f"{name}-fast.csv"
             print(f"fast profile of {name}", flush=True)
-            table = FastCampaign(space, target, path, full.resolutions, samples=30, fresh=True, progress=False,
-                                 log=lambda m: None, batch=full.batch).run().table
+            table = FastCampaign(space, target, path, full.resolutions, samples=fast_networks(full.batch), fresh=True,
+                                 progress=False, log=lambda m: None, batch=full.batch).run().table
             what = f"--fast ({table.meta['fast']['measured_blocks']} blocks, {table.meta['fast']['measured_networks']} networks)"
             cv = f"; its predictor's CV MAPE {table.report['candidates'][table.report['chosen']]['mape']:.1%}"
             lines.append(fidelity_line(name, what, table, path, space, configs, measured, full_s) + cv)

@@ -266,6 +266,20 @@ def test_cli_fast_profile(tmp_path, monkeypatch, capsys):
     assert "choose either" in capsys.readouterr().err
 
 
+def test_cli_fast_profile_measures_fewer_networks_at_a_larger_batch(tmp_path, monkeypatch, capsys):
+    from ofahw.lut.fast import fast_networks
+
+    monkeypatch.chdir(tmp_path)
+    fast_target_file(tmp_path, "cpu2", "{threads: 1}")
+    assert main(["profile", "--target", "cpu2", "--space", SPACE, "--resolutions", str(RESOLUTION), "--fast", "--batch", "2",
+                 "--no-progress"]) == 0
+    n = fast_networks(2)
+    assert n < fast_networks(1) == 30
+    assert f"; {n} networks measured;" in capsys.readouterr().out
+    table = LatencyTable.read(tmp_path / "lut" / "cpu2-b2.csv")
+    assert table.batch == 2 and len(table.networks) == n == table.meta["fast"]["measured_networks"]
+
+
 def test_parts_that_follow_the_resolution_alone_keep_the_common_multiplier():
     """Over two resolutions the stem and head groups vary, but only with the resolution: with the
     intercept they cannot be told apart, so they share one multiplier while the kernels are found."""

@@ -63,8 +63,7 @@ def profile(args) -> int:
 
     space = get_space(args.space)
     targets = load_targets(args.target, args, args.accept_host_key)
-    samples = args.samples if args.samples is not None else (30 if args.sources or args.fast else 100)
-    outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), samples, args.seed,
+    outcomes = profile_targets(space, targets, args.out, parse_resolutions(args.resolutions, space), args.samples, args.seed,
                                parse_duration(args.budget) if args.budget is not None else None, fresh=args.fresh,
                                progress=not (args.no_progress or args.json), log=progress_line, batches=args.batch,
                                calibration=args.calib, sources=args.sources, until=parse_until(args.until), fast=args.fast,

@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept an SSH target's unknown host key (saved to known_hosts, recorded in the LUT)")
     p.add_argument("--space", default="ofa-mbv3-w1.0", help="search space id (default: %(default)s)")
     p.add_argument("--resolutions", help="e.g. 160,176,192,208,224 or 160-224 (default: all of the space's)")
-    p.add_argument("--samples", type=int, help="whole-network samples, stratified over size (default: 100; with --fast 30; with "
-                   "--from at most 30, designed over the sources' latency range)")
+    p.add_argument("--samples", type=int, help="whole-network samples, stratified over size (default: 100; with --fast 30 at batch 1, "
+                   "15 at larger batches; with --from at most 30, designed over the sources' latency range)")
     p.add_argument("--from", dest="sources", action="append", default=[], metavar="LUT",
                    help="transfer from this LUT (repeatable): measure only a designed set of whole subnets on the target")
     p.add_argument("--until", metavar="'mape<=3%%'", help="with --from: stop once the cross-validated MAPE reaches this")

@@ -17,6 +17,20 @@ from ofahw.lut.campaign import Campaign, Item
 from ofahw.lut.probes import interpolate_in_groups, probe_blocks, probe_size
 from ofahw.space import part_cost
 
+
+def fast_networks(batch: int) -> int:
+    """Whole networks a fast profile measures unless told: 30 at batch 1, 15 at larger batches.
+
+    A network's rounds cost more against a block's the larger the batch: on this machine's four
+    batch-8 full profiles (onnxruntime and OpenVINO, fp32 and int8) 30 networks with the 70 probe
+    blocks came to 29-33% of a full profile's device time, 15 to 17.5-22%; at batch 1, 30 came to
+    19-22%. Fitted on the full profiles' own probe blocks and 15 of their networks (nothing measured
+    anew), the fast predictor placed their 50 held-out subnets within ±5% 88-94%, ±10% 98-100%, Kendall
+    tau 0.935-0.953; with 30, 74-100%, 98-100%, 0.915-0.979 (OpenVINO int8 lost most at 15: ±5% 100 ->
+    90%, tau 0.979 -> 0.935; onnxruntime fp32 gained: 74 -> 92%)."""
+    return 30 if batch == 1 else 15
+
+
 BLOCK_MODEL = ("per probe group (type, channels, kernel, stride, SE, activation): log latency interpolated in log size "
                "(FLOPs + input elements) between the group's smallest and largest block, both measured")
 

@@ -9,22 +9,27 @@ from pathlib import Path
 from ofahw._io import refuse_overwriting
 from ofahw.errors import UserError
 from ofahw.lut.campaign import Campaign, ProfileResult
-from ofahw.lut.fast import FastCampaign
+from ofahw.lut.fast import FastCampaign, fast_networks
 from ofahw.lut.identity import batch_path
 from ofahw.lut.table import lut_files
 from ofahw.lut.transfer import TransferCampaign
 from ofahw.measure import Target
 from ofahw.space import Space
 
+FULL_NETWORKS = 100  # whole networks a full profile measures unless told
+TRANSFER_NETWORKS = 30  # the most a transfer measures unless told
+
 
 def profile_targets(space: Space, targets: list[Target], out: str | Path | None = None, resolutions=None,
-                    samples: int = 100, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
+                    samples: int | None = None, seed: int = 0, budget_s: float | None = None, fresh: bool = False,
                     progress: bool = True, log: Callable[[str], None] = print, batches: list[int] = (1,),
                     calibration: str | None = None, sources: list[str] = (), until: float | None = None,
                     fast: bool = False, energy: bool = False, probe: bool = True) -> list[tuple[Target, ProfileResult | Exception]]:
     """Profile ``space`` on each of ``targets`` at each batch size into ``out`` (one target) or
     ``lut/TARGET.csv``, the LUT of batch B > 1 beside it as ``STEM-bB.csv`` (with one batch size and
     ``out``, ``out`` itself). ``calibration``: an image folder for int8 targets' quantization.
+    ``samples``: whole networks measured (default: 100; a transfer's 30; a fast profile's
+    :func:`ofahw.lut.fast.fast_networks` at each batch size).
     ``sources``: LUTs to transfer from (:class:`ofahw.lut.transfer.TransferCampaign`; ``samples`` then
     bounds the networks measured, ``until`` a cross-validated MAPE that stops it earlier, ``probe`` whether
     probe blocks are measured too). ``fast``: the
@@ -72,12 +77,14 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
                             "(their blocks are derived, not measured)")
         common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch,
                   "energy": sensor}
+        path = lut_path(target, batch)
         if sources:
-            refuse_overwriting(lut_files(lut_path(target, batch)), sources)
-            return TransferCampaign(space, target, lut_path(target, batch), sources, samples, resolutions, until=until, probe=probe,
-                                    **common)
-        kind = FastCampaign if fast else Campaign
-        return kind(space, target, lut_path(target, batch), resolutions, samples, **common)
+            refuse_overwriting(lut_files(path), sources)
+            n = TRANSFER_NETWORKS if samples is None else samples
+            return TransferCampaign(space, target, path, sources, n, resolutions, until=until, probe=probe, **common)
+        if fast:
+            return FastCampaign(space, target, path, resolutions, fast_networks(batch) if samples is None else samples, **common)
+        return Campaign(space, target, path, resolutions, FULL_NETWORKS if samples is None else samples, **common)
 
     campaigns = [campaign(i, t, b) for i, t in enumerate(targets) for b in batches]
     return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
