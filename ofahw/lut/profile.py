@@ -78,13 +78,14 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
         common = {"seed": seed, "budget_s": budget_s, "fresh": fresh, "progress": progress, "log": log, "position": i, "batch": batch,
                   "energy": sensor}
         path = lut_path(target, batch)
+        if samples is not None:
+            n = samples
+        else:
+            n = TRANSFER_NETWORKS if sources else fast_networks(batch) if fast else FULL_NETWORKS
         if sources:
             refuse_overwriting(lut_files(path), sources)
-            n = TRANSFER_NETWORKS if samples is None else samples
             return TransferCampaign(space, target, path, sources, n, resolutions, until=until, probe=probe, **common)
-        if fast:
-            return FastCampaign(space, target, path, resolutions, fast_networks(batch) if samples is None else samples, **common)
-        return Campaign(space, target, path, resolutions, FULL_NETWORKS if samples is None else samples, **common)
+        return (FastCampaign if fast else Campaign)(space, target, path, resolutions, n, **common)
 
     campaigns = [campaign(i, t, b) for i, t in enumerate(targets) for b in batches]
     return [(c.target, outcome) for c, outcome in zip(campaigns, run_campaigns(campaigns), strict=True)]
