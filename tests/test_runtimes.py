@@ -88,6 +88,10 @@ def test_calibration_uses_images_where_the_input_is_an_image(tmp_path):
     path = quantized_onnx(network.onnx(), network.input_shape, q, tmp_path / "int8")
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(path)).graph.node)
     assert "images from" in q.describe()["calibration"] and "random" in Quantization().describe()["calibration"]
+    # random inputs: four images in as many batches as that takes, and the cache key says how many
+    assert [len(Quantization().batches((b, 24, 32, 32))) for b in (1, 3, 8)] == [4, 2, 1]
+    assert "batches=4" in Quantization().key(network_shape) and "batches=1" in q.key((8, 24, 32, 32))
+    assert Quantization().describe()["calibration"] == "random normal inputs, ceil(4 / batch) batches"
     with pytest.raises(UserError, match="fewer than 8 images"):
         Quantization(calibration=str(images)).batches((8, 3, RESOLUTION, RESOLUTION))
 
