@@ -51,7 +51,8 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
            constraints: list[str] = (), by: str | None = None, weights: str | None = None, download: bool = False,
            calib: str | None = None, calib_images: int = 2000, formats: list[str] = ("onnx",), luts: list[str] = (),
            accuracy: str | None = None, target: str | None = None, measure: bool = False,
-           log: Callable[[str], None] = print, place: Callable[[Target], Target] | None = None) -> dict:
+           log: Callable[[str], None] = print, place: Callable[[Target], Target] | None = None,
+           int8_images: int | None = None) -> dict:
     """Export the chosen subnet of ``space_name`` into ``out`` (see :func:`export_model`) and return
     model.json's content: with the LUTs' latency predictions and the accuracy (the front's, or
     ``accuracy``'s prediction), and with ``measure`` the exported ONNX timed on ``target`` (default:
@@ -77,7 +78,7 @@ def deploy(space_name: str, out: str | Path, config: dict | None = None, front: 
         if "tensorrt" in formats and target and (device := load_target(target)).kind == "ssh":
             stack.enter_context(device)  # the engine is built by the device's trtexec and fetched
             builder = device.build_engine
-        model = export_model(space, config, weights_path, out, formats, calibration, provenance, log, builder)
+        model = export_model(space, config, weights_path, out, formats, calibration, provenance, log, builder, int8_images)
     if measure:
         model = update_model_json(out, {"measured": measure_export(out, model, target or predicted["latencies"][0]["target"],
                                                                    predicted["latencies"], place)})

@@ -107,6 +107,7 @@ def test_export_equals_ofas_subnet_and_model_json_says_what_it_holds(tmp_path, w
     captured = capsys.readouterr()
     model = json.loads(captured.out)
     assert "BatchNorm statistics are the supernet's" in captured.err and model["batchnorm"] is None and model["warnings"]
+    assert "the int8 model is calibrated on random inputs (no --calib)" in captured.err
     config = json.loads(list(csv.DictReader(front.open()))[1]["config"])
     x = np.random.default_rng(5).standard_normal((1, 3, RESOLUTION, RESOLUTION), dtype=np.float32)
     got = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
@@ -143,11 +144,15 @@ def test_export_with_calibration_and_measurement(tmp_path, weights, images, prof
     monkeypatch.chdir(tmp_path)
     config = get_space(SPACE).sample(1, np.random.default_rng(3), [RESOLUTION])[0]
     assert main(["export", "--space", SPACE, "--config", json.dumps(config), "--weights", str(weights), "--calib", str(images),
-                 "--lut", str(profiled_lut), "--target", "cpu", "--measure", "--out", "models/b"]) == 0
-    out = capsys.readouterr().out
+                 "--int8-images", "4", "--format", "onnx,int8", "--lut", str(profiled_lut), "--target", "cpu", "--measure",
+                 "--out", "models/b"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
     assert "BatchNorm recalibrated on 6 images" in out and "measured now on target cpu: p10" in out and "predicted/measured" in out
+    assert f"model.int8.onnx (int8): calibrated on 4 images from {images}" in out and "WARNING" not in captured.err
     model = json.loads((tmp_path / "models" / "b" / "model.json").read_text())
     assert model["batchnorm"]["images"] == 6 and model["measured"]["n"] > 0 and model["measured"]["predicted_over_measured"] > 0
+    assert model["files"]["int8"]["calibration"].startswith(f"4 images from {images}") and not model["warnings"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -163,6 +168,16 @@ def test_export_bad_input_writes_nothing(tmp_path, weights, front, capsys, argv,
     assert main(["export", "--space", SPACE, "--front", str(front), "--weights", str(weights), *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_export_refuses_a_count_below_one(tmp_path, weights, front, capsys):
+    out = tmp_path / "models" / "e"
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "--space", SPACE, "--front", str(front), "--rank", "0", "--weights", str(weights), "--int8-images", "0",
+              "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--int8-images: must be 1 or more, got '0'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_corrupt_weights_are_one_line_and_nothing_written(tmp_path, front, capsys):

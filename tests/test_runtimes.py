@@ -94,6 +94,10 @@ def test_calibration_uses_images_where_the_input_is_an_image(tmp_path):
     assert Quantization().describe()["calibration"] == "random normal inputs, ceil(4 / batch) batches"
     with pytest.raises(UserError, match="fewer than 8 images"):
         Quantization(calibration=str(images)).batches((8, 3, RESOLUTION, RESOLUTION))
+    # a deployable model's count of images (taken evenly over the folder); unset, the profile's four batches
+    three = Quantization(calibration=str(images), images=3)
+    assert len(three.batches(network_shape)) == 3 and "images=3" in three.key(network_shape)
+    assert "batches=4" in q.key(network_shape) and three.describe()["calibration"].startswith("3 images from")
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8", "bf16"])

@@ -192,12 +192,13 @@ def export_model(args) -> int:
     model = deploy(args.space, args.out, read_config(args.config) if args.config else None, args.front, args.rank,
                    args.constraint or [], args.by, args.weights, args.download, args.calib, args.calib_images,
                    parse_formats(args.format), args.lut, args.accuracy, args.target, args.measure, log=progress_line,
-                   place=placement(args))
+                   place=placement(args), int8_images=args.int8_images)
     lines = [f"exported subnet {model['config_hash']} of {model['space']} ({model['selected']['from']}) to {args.out}:"]
     for name, info in model["files"].items():
         check = info.get("checked_against_torch")
         lines.append(f"  {info['file']} ({name})" + (f": max |ONNX - torch| {check['max_abs_diff']:.2e} on a random input"
-                                                    if check else ""))
+                                                    if check else "")
+                     + (f": calibrated on {info['calibration']}" if "calibration" in info else ""))
     bn = model["batchnorm"]
     lines.append(f"  BatchNorm recalibrated on {bn['images']} images of {bn['recalibrated_on']}" if bn else
                  "  BatchNorm NOT recalibrated (no --calib)")

@@ -202,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download the zoo weights if they are not cached")
     p.add_argument("--calib", metavar="DIR", help="image folder to recalibrate BatchNorm on (and calibrate int8); "
                    "without it the supernet's statistics are kept and accuracy will be lower")
-    p.add_argument("--calib-images", type=int, default=2000, help="calibration images (default: %(default)s)")
+    p.add_argument("--calib-images", type=_positive_int, default=2000,
+                   help="images of --calib that recalibrate BatchNorm (default: %(default)s)")
+    p.add_argument("--int8-images", type=_positive_int,
+                   help="images of --calib, taken evenly over it, that calibrate the int8 model's activation ranges (default: 500)")
     p.add_argument("--format", default="onnx", help="onnx, int8, tensorrt, comma-separated (default: %(default)s)")
     p.add_argument("--lut", action="append", default=[], help="lut/NAME.csv: its latency prediction goes into model.json")
     p.add_argument("--accuracy", help="an accuracy source whose prediction goes into model.json (default: the front's top1)")
@@ -218,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", required=True, help="a config (JSON), a file of JSON lines, or a search's pareto.csv")
     p.add_argument("--data", required=True, help="image folder DIR/<class>/<image> (classes sorted as ImageNet's)")
     p.add_argument("--calib", help="image folder for BatchNorm recalibration (default: --data)")
-    p.add_argument("--calib-images", type=int, default=2000, help="calibration images (default: %(default)s)")
+    p.add_argument("--calib-images", type=_positive_int, default=2000, help="calibration images (default: %(default)s)")
     p.add_argument("--limit", type=int, help="evaluate on at most this many images, spread over the folder")
     p.add_argument("--weights", help="supernet checkpoint (default: ofa's model zoo file from the cache)")
     p.add_argument("--download", action="store_true", help="download the zoo weights if they are not cached")
@@ -366,6 +369,16 @@ def _int_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
     return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text!r}")
+    return value
 
 
 def _non_negative(text: str) -> float:

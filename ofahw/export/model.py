@@ -18,12 +18,16 @@ from ofahw._io import atomic_write_bytes, atomic_write_text, check_writable, sha
 from ofahw.errors import UserError
 from ofahw.export.onnx import OPSET, export_onnx_checked
 from ofahw.export.quantize import Quantization, quantize_int8
+from ofahw.images import ImageFolder
 from ofahw.space import Space, recalibrate_batchnorm
 
 FORMATS = ("onnx", "int8", "tensorrt")
 # ONNX against torch on a random input: the largest difference over the output's largest magnitude
 ONNX_RTOL = 1e-4
 MODEL_FILES = {"onnx": "model.onnx", "int8": "model.int8.onnx", "tensorrt": "model.fp16.engine"}
+# images that calibrate a deployable int8 model's activation ranges (NVIDIA's TensorRT guidance: about
+# 500 suffice for ImageNet classification); a profile's four batches set the graph, all latency needs
+INT8_CALIBRATION_IMAGES = 500
 
 
 def parse_formats(text: str | None) -> list[str]:
@@ -75,10 +79,12 @@ def tensorrt_builder() -> EngineBuilder:
 
 def export_model(space: Space, config: dict, weights: Path, out: str | Path, formats: list[str] = ("onnx",),
                  calibration=None, provenance: dict | None = None, log: Callable[[str], None] = print,
-                 engine_builder: EngineBuilder | None = None) -> dict:
+                 engine_builder: EngineBuilder | None = None, int8_images: int | None = None) -> dict:
     """Write the subnet ``config`` of ``space`` with the supernet ``weights`` into ``out`` and return
-    model.json's content. ``calibration``: an ``ofahw.images.ImageFolder`` for BatchNorm (and the
-    int8 model); without it the supernet's statistics are kept, with a warning. ``provenance``:
+    model.json's content. ``calibration``: an ``ofahw.images.ImageFolder`` for BatchNorm, whose
+    folder calibrates the int8 model too (``int8_images`` of its images, taken evenly over it,
+    default ``INT8_CALIBRATION_IMAGES``);
+    without it the supernet's statistics are kept, with a warning. ``provenance``:
     more for model.json (accuracy, latencies, where the config came from). ``engine_builder``: how
     the TensorRT engine is built (default: :func:`tensorrt_builder`, on this machine)."""
     out = Path(out)
@@ -97,6 +103,9 @@ def export_model(space: Space, config: dict, weights: Path, out: str | Path, for
         warnings.append("BatchNorm statistics are the supernet's, not recalibrated for this subnet (no --calib): "
                         "OFA subnets need recalibration, so accuracy will be lower than the front says")
         bn = None
+    if "int8" in formats and calibration is None:
+        warnings.append("the int8 model is calibrated on random inputs (no --calib): its activation ranges are random "
+                        "noise's, not images', so its accuracy may fall well below the fp32 model's")
     for w in warnings:
         log(f"WARNING: {w}")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +115,9 @@ def export_model(space: Space, config: dict, weights: Path, out: str | Path, for
         (staging / MODEL_FILES["onnx"]).write_bytes(data)
         files = {"onnx": {"file": MODEL_FILES["onnx"], "opset": OPSET, "input": [1, 3, r, r], "checked_against_torch": check}}
         if "int8" in formats:
-            quantization = Quantization(calibration=str(calibration.root) if calibration is not None else None)
+            quantization = (Quantization(calibration=str(calibration.root),
+                                         images=len(ImageFolder(calibration.root, limit=int8_images or INT8_CALIBRATION_IMAGES)))
+                            if calibration is not None else Quantization())
             (staging / MODEL_FILES["int8"]).write_bytes(quantize_int8(staging / MODEL_FILES["onnx"], (1, 3, r, r), quantization))
             files["int8"] = {"file": MODEL_FILES["int8"], **quantization.describe()}
         if build_engine is not None:

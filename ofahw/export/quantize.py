@@ -9,7 +9,9 @@ the int8 model is the one a deployment would build. Blocks are quantized exactly
 
 Calibration: images from a folder where the model's input is an image batch (3 channels, square),
 else random normal inputs. Latency does not depend on the scales calibration picks, only on the
-graph, which is the same either way; the LUT records which was used. Random inputs are as many
+graph, which is the same either way; the LUT records which was used. A deployable model's accuracy
+does depend on them, so it is calibrated on as many images as asked (``images``), spread over the
+folder's classes, where a profile takes four batches. Random inputs are as many
 batches as make four images (one batch at batch 8): calibrating is most of the time quantizing takes
 (four batches of 8 were 1.6 of 2.8 s for a w1.2 subnet at 224), and the scales of more random images
 change nothing a latency depends on; four keep the int8 outputs close to fp32 (the tests' tolerance).
@@ -32,36 +34,42 @@ from ofahw.errors import UserError
 from ofahw.export.onnx import ExportError
 
 OP_TYPES = ("Conv", "MatMul", "Gemm")
-CALIBRATION_BATCHES = 4  # of images, where a calibration folder is given
+CALIBRATION_BATCHES = 4  # of images, where a calibration folder is given and no image count
 RANDOM_CALIBRATION_IMAGES = 4
 
 
 @dataclass(frozen=True)
 class Quantization:
     """How models are quantized: ``per_channel`` weights, and ``calibration``, an image folder
-    (``DIR/<class>/<image>``) or None for random inputs."""
+    (``DIR/<class>/<image>``) or None for random inputs; ``images``: how many of the folder's images
+    (taken evenly over it) calibrate, default ``CALIBRATION_BATCHES`` batches."""
 
     per_channel: bool = False
     calibration: str | None = None
+    images: int | None = None
 
     def describe(self) -> dict:
         """What a LUT records of how its models were quantized."""
         import onnxruntime as ort
 
         random = f"random normal inputs, ceil({RANDOM_CALIBRATION_IMAGES} / batch) batches"
+        folder = f"{self.images} images" if self.images else f"{CALIBRATION_BATCHES} batches of images"
         return {"method": "onnxruntime static quantization, QDQ format (pre-processed with quant_pre_process)",
                 "onnxruntime": ort.__version__, "activations": "uint8, per tensor",
                 "weights": f"int8, per {'channel' if self.per_channel else 'tensor'}", "op_types": list(OP_TYPES),
-                "calibration": (f"{CALIBRATION_BATCHES} batches of images from {self.calibration} where the input is an "
-                                f"image batch, else {random}" if self.calibration else random)}
+                "calibration": (f"{folder} from {self.calibration} where the input is an image batch, else {random}"
+                                if self.calibration else random)}
 
     def key(self, input_shape: tuple[int, ...]) -> str:
         """What the int8 model depends on besides the fp32 model's content."""
         import onnxruntime as ort
 
         images = self._images(input_shape)
-        batches = CALIBRATION_BATCHES if images else _random_batches(input_shape)
-        return f"per_channel={self.per_channel}|calibration={images}|batches={batches}|ort={ort.__version__}|ops={OP_TYPES}"
+        if images is None:
+            amount = f"batches={_random_batches(input_shape)}"
+        else:
+            amount = f"images={self.images}" if self.images else f"batches={CALIBRATION_BATCHES}"
+        return f"per_channel={self.per_channel}|calibration={images}|{amount}|ort={ort.__version__}|ops={OP_TYPES}"
 
     def _images(self, input_shape: tuple[int, ...]) -> str | None:
         """The calibration folder, where the model's input is an image batch; else None (random inputs)."""
@@ -76,7 +84,7 @@ class Quantization:
         from ofahw.images import ImageFolder
 
         batch, _, resolution, _ = input_shape
-        folder = ImageFolder(images, limit=batch * CALIBRATION_BATCHES)
+        folder = ImageFolder(images, limit=self.images or batch * CALIBRATION_BATCHES)
         out = [x for x, _ in folder.batches(resolution, batch) if len(x) == batch]
         if not out:
             raise UserError(f"calibration folder {images} holds fewer than {batch} images (one batch)")
