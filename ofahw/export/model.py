@@ -83,9 +83,8 @@ def export_model(space: Space, config: dict, weights: Path, out: str | Path, for
     """Write the subnet ``config`` of ``space`` with the supernet ``weights`` into ``out`` and return
     model.json's content. ``calibration``: an ``ofahw.images.ImageFolder`` for BatchNorm, whose
     folder calibrates the int8 model too (``int8_images`` of its images, taken evenly over it,
-    default ``INT8_CALIBRATION_IMAGES``);
-    without it the supernet's statistics are kept, with a warning. ``provenance``:
-    more for model.json (accuracy, latencies, where the config came from). ``engine_builder``: how
+    default ``INT8_CALIBRATION_IMAGES``); without it the supernet's statistics are kept, with a
+    warning. ``provenance``: more for model.json (accuracy, latencies, where the config came from). ``engine_builder``: how
     the TensorRT engine is built (default: :func:`tensorrt_builder`, on this machine)."""
     out = Path(out)
     if (out / "model.json").exists():
