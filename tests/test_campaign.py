@@ -7,6 +7,7 @@ import pytest
 from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target
 
 from ofahw.errors import Incomplete, LutError
+from ofahw.export import ExportError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import Campaign, journal_path
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
@@ -165,15 +166,22 @@ def test_run_campaigns_measures_local_targets_one_after_another():
 
     from ofahw.lut.profile import run_campaigns
 
-    running, overlaps = set(), []
+    running, overlaps, events = set(), [], []
     lock = threading.Lock()
 
     class Stand:
-        def __init__(self, name, kind, fail=False):
+        def __init__(self, name, kind, fail=False, fail_ahead=False):
             self.target, self.fail = SimpleNamespace(name=name, kind=kind, on_this_machine=kind != "ssh"), fail
+            self.fail_ahead = fail_ahead
+
+        def make_ahead(self):
+            events.append(("ahead", self.target.name))
+            if self.fail_ahead:
+                raise ExportError(f"{self.target.name} could not be exported")
 
         def run(self):
             with lock:
+                events.append(("run", self.target.name))
                 overlaps.append((self.target.name, set(running)))
                 running.add(self.target.name)
             time.sleep(0.05)
@@ -183,8 +191,12 @@ def test_run_campaigns_measures_local_targets_one_after_another():
                 raise LutError(f"{self.target.name} failed")
             return self.target.name
 
-    campaigns = [Stand("a", "cpu"), Stand("b", "cuda", fail=True), Stand("board", "ssh"), Stand("c", "cpu")]
+    campaigns = [Stand("a", "cpu"), Stand("b", "cuda", fail=True), Stand("board", "ssh"), Stand("c", "cpu"),
+                 Stand("d", "cpu", fail_ahead=True)]
     outcomes = run_campaigns(campaigns)
-    assert outcomes[0] == "a" and isinstance(outcomes[1], LutError) and outcomes[2:] == ["board", "c"]
+    assert outcomes[0] == "a" and isinstance(outcomes[1], LutError) and outcomes[2:4] == ["board", "c"]
+    assert isinstance(outcomes[4], ExportError) and ("run", "d") not in events  # reported; the others go on
+    # with a remote target measuring beside the local ones, every model is made before anything measures
+    assert [e for e, _ in events[:5]] == ["ahead"] * 5 and all(e == "run" for e, _ in events[5:])
     local = {"a", "b", "c"}
     assert all(not (seen & local) for name, seen in overlaps if name in local)  # two local targets never at once

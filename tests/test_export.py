@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import onnx
 import pytest
 import torch
@@ -56,3 +59,55 @@ def test_artifacts_build_lazily_and_carry_their_shape(tmp_path, monkeypatch):
     block = part_artifact(part, cache)
     assert block.key == part.key and block.input_shape == (1, *part.input_shape)
     assert isinstance(block.torch(), torch.nn.Module)
+
+
+def test_models_are_made_ahead_in_parallel_processes(tmp_path, monkeypatch):
+    """Blocks and subnets exported and quantized in two processes, into the caches the targets read:
+    measuring them then exports and quantizes nothing."""
+    import numpy as np
+
+    from ofahw.export import Quantization, ahead, export_ahead, network_job, part_artifact, part_job, quantize, quantized_onnx
+    from ofahw.measure.cpu import OnnxruntimeCpuTarget
+
+    monkeypatch.setenv("OFAHW_CACHE", str(tmp_path))
+    space = get_space("ofa-mbv3-w1.0")
+    parts = [p for _, p in space.block_parts([128]).values()][: ahead.MIN_AHEAD]
+    configs = space.sample(2, np.random.default_rng(0), [128])
+    int8 = Quantization()
+    jobs = [part_job(p, 1, int8) for p in parts] + [network_job(space, c, 1, int8) for c in configs]
+    cache = OnnxCache()
+    assert export_ahead(jobs[:-3], cache, processes=2) is None  # too few to start processes for: nothing made
+    assert all(j.missing(cache) for j in jobs)
+
+    made = export_ahead(jobs + jobs[:2], cache, processes=2)  # a model asked twice is made once
+    assert (made.models, made.processes, made.quantized) == (len(jobs), 2, True)
+    assert "exported and quantized to int8 18 models before measuring, in 2 processes" in made.describe()
+    assert not any(j.missing(cache) for j in jobs)
+    assert export_ahead(jobs, cache, processes=2) is None
+
+    monkeypatch.setattr(quantize, "quantize_int8", lambda *a: pytest.fail("quantized again"))
+    block = part_artifact(parts[0], cache)
+    onnx.checker.check_model(onnx.load(str(quantized_onnx(block.onnx(), block.input_shape, int8))))
+    with OnnxruntimeCpuTarget("cpu-int8", {"precision": "int8"}) as target:
+        assert target.model_file(block).name.endswith(".int8.onnx")
+
+
+def test_a_profile_makes_its_models_ahead_and_says_so(monkeypatch):
+    """A campaign makes the models of what it has left to measure (its networks, seeded apart from
+    other tests' so that none is cached) ahead, logging how; they are then in the cache."""
+    from conftest import RESOLUTION, SPACE, fast_cpu_target
+
+    from ofahw.export import ahead
+    from ofahw.lut.campaign import Campaign
+
+    monkeypatch.setattr(ahead, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(ahead, "MIN_AHEAD", 2)
+    lines, space = [], get_space(SPACE)
+    campaign = Campaign(space, fast_cpu_target(), Path(tempfile.mkdtemp()) / "cpu.csv", [RESOLUTION], samples=5, seed=7,
+                        progress=False, log=lines.append)
+    campaign.make_ahead()
+    assert len(lines) == 1 and lines[0].startswith("target cpu: exported ") and lines[0].endswith(" s")
+    assert "in 2 processes" in lines[0]
+    cache = OnnxCache()
+    networks = [i for i in campaign.plan() if i.kind == "network"]
+    assert len(networks) == 5 and all(cache.path_for(f"network:{SPACE}:{i.key}", i.input_shape).exists() for i in networks)

@@ -102,6 +102,7 @@ class PlacedTarget(Target):
     the same host to offer the resources again."""
 
     times_groups = False
+    made_ahead = "onnx"  # the actor quantizes (a model's int8 form is made where it is measured)
 
     def __init__(self, target: Target, ray, wait_s: float = 0.0, node_id: str | None = None):
         placement = target.placement or {}

@@ -27,11 +27,16 @@ def part_artifact(part: Part, cache: OnnxCache, batch: int = 1) -> Artifact:
     return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
 
 
+def network_cache_key(space: Space, config: dict) -> str:
+    """The ONNX cache's key of a whole subnet."""
+    return f"network:{space.name}:{space.config_hash(config)}"
+
+
 def network_artifact(space: Space, config: dict, cache: OnnxCache, batch: int = 1) -> Artifact:
     """A whole subnet (random weights: latency does not depend on their values), ``batch`` images at once."""
-    key, shape = space.config_hash(config), (batch, 3, config["r"], config["r"])
+    shape = (batch, 3, config["r"], config["r"])
 
     def build():
         return space.build_network(config)
 
-    return Artifact(key, shape, lambda: cache.get(f"network:{space.name}:{key}", build, shape), build)
+    return Artifact(space.config_hash(config), shape, lambda: cache.get(network_cache_key(space, config), build, shape), build)

@@ -130,13 +130,18 @@ def quantize_int8(fp32: Path, input_shape: tuple[int, ...], quantization: Quanti
     return data  # a model without Conv / MatMul / Gemm (a pooling piece) stays fp32, as it would deployed
 
 
-def quantized_onnx(fp32: Path, input_shape: tuple[int, ...], quantization: Quantization, root: Path | None = None) -> Path:
-    """The cached int8 model of ``fp32``, quantized first where it is missing. The key is the fp32
-    file's content with the quantization settings, so a changed export never serves a stale model."""
+def quantized_path(fp32: Path, input_shape: tuple[int, ...], quantization: Quantization, root: Path | None = None) -> Path:
+    """Where the int8 model of ``fp32`` is cached. The key is the fp32 file's content with the
+    quantization settings, so a changed export never serves a stale model."""
     root = Path(root) if root else cache_dir("int8")
     digest = hashlib.sha256(Path(fp32).read_bytes())
     digest.update(quantization.key(input_shape).encode())
-    path = root / f"{digest.hexdigest()[:24]}.int8.onnx"
+    return root / f"{digest.hexdigest()[:24]}.int8.onnx"
+
+
+def quantized_onnx(fp32: Path, input_shape: tuple[int, ...], quantization: Quantization, root: Path | None = None) -> Path:
+    """The cached int8 model of ``fp32`` (:func:`quantized_path`), quantized first where it is missing."""
+    path = quantized_path(fp32, input_shape, quantization, root)
     if path.exists():
         os.utime(path)
     else:

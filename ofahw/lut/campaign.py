@@ -16,7 +16,7 @@ import numpy as np
 
 from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
-from ofahw.export import Artifact, OnnxCache, network_artifact, part_artifact
+from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job, part_artifact, part_job
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import COLUMNS, LatencyTable, json_path
 from ofahw.measure import Measurement, Protocol, Target, best_round
@@ -156,6 +156,21 @@ class Campaign:
             items.append(Item("network", self.space.config_hash(config), config["r"], (b, 3, config["r"], config["r"]), config=config))
         return items
 
+    def make_ahead(self) -> None:
+        """Make the models of every item still to measure ahead of measuring (:meth:`_make_ahead`)."""
+        rows = self._previous()[0]
+        self._make_ahead([i for i in self.plan() if (i.kind, i.key) not in rows])
+
+    def _make_ahead(self, items: list[Item]) -> None:
+        """Export (and quantize, for an int8 target) the models of ``items`` that the caches lack, in
+        one process per usable core, before any round starts (:func:`ofahw.export.export_ahead`)."""
+        jobs = [self.target.export_job(part_job(i.part, self.batch) if i.kind == "block" else
+                                       network_job(self.space, i.config, self.batch)) for i in items]
+        made = export_ahead([j for j in jobs if j is not None], self.cache, progress=self.progress,
+                            desc=f"export {self.target.name}", position=self.position)
+        if made is not None:
+            self.log(f"target {self.target.name}: {made.describe()}")
+
     def _artifact(self, item: Item) -> Artifact:
         if item.kind == "block":
             return part_artifact(item.part, self.cache, self.batch)
@@ -204,6 +219,7 @@ class Campaign:
         if not todo and self.out.exists() and not self.journal.exists():
             self.log(f"{self.out} already holds every item asked for; nothing to measure")
             return ProfileResult(LatencyTable.read(self.out), self.out, 0, len(rows))
+        self._make_ahead(todo)
         rng = np.random.default_rng(self.seed + 1)
         # Round k of every item runs in the k-th part of the campaign, in random order, so an item's
         # rounds lie far apart in time and a slow drift of the machine biases no kind of item.

@@ -94,7 +94,8 @@ def profile_targets(space: Space, targets: list[Target], out: str | Path | None 
 def run_campaigns(campaigns: list[Campaign]) -> list:
     """Run campaigns, each remote target's (SSH, or placed on a Ray node) concurrently with the
     others'; those on this machine one after another, since measuring two local targets at once would
-    perturb both, and a target's own campaigns (several batch sizes) one after another. Returns each
+    perturb both, and a target's own campaigns (several batch sizes) one after another. Where some run
+    concurrently, every campaign's models are made first (:meth:`Campaign.make_ahead`). Returns each
     result or its exception."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -105,13 +106,23 @@ def run_campaigns(campaigns: list[Campaign]) -> list:
 
     def run_group(group):
         for campaign in group:
-            try:
-                outcomes[id(campaign)] = campaign.run()
-            except Exception as exc:  # reported per target; the others go on
-                outcomes[id(campaign)] = exc
+            if id(campaign) not in outcomes:  # its models could not be made
+                outcomes[id(campaign)] = outcome(campaign.run)
+
+    def outcome(step):
+        try:
+            return step()
+        except Exception as exc:  # reported per target; the others go on
+            return exc
 
     if len(campaigns) == 1:
         return [campaigns[0].run()]
+    if len(groups) > 1:
+        # every model made before any campaign measures: exporting on every core beside a measurement would perturb it
+        for c in campaigns:
+            failed = outcome(c.make_ahead)
+            if failed is not None:
+                outcomes[id(c)] = failed
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         list(pool.map(run_group, groups.values()))
     return [outcomes[id(c)] for c in campaigns]

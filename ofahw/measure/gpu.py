@@ -212,6 +212,7 @@ class TorchCudaTarget(_StreamTarget):
 
     kind = "cuda"
     option_defaults = {"precision": "fp32", "cuda_graphs": True}
+    made_ahead = ""
     # A graph replay saves launch overhead, a few times the forward's time at most for small
     # models; one that looks 20x faster than the eager forward is not timing the work (seen on an
     # H100 when replays ran on another stream than the timed one): run eagerly instead.

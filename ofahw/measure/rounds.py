@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ofahw.export import Artifact, OnnxCache, network_artifact
+from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job
 from ofahw.measure.protocol import Measurement, Protocol, best_round
 from ofahw.measure.target import Target
 
@@ -37,7 +37,10 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
 def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,
                     progress: bool = False) -> list[Measurement]:
     """Whole subnets ``configs`` of ``space`` at ``batch`` images a run, measured in rounds with the
-    target's network protocol (exported first where the cache lacks them). ``target`` must be open."""
+    target's network protocol (exported first where the cache lacks them, in parallel processes where
+    many do: :func:`ofahw.export.export_ahead`). ``target`` must be open."""
     cache = OnnxCache()
+    jobs = [target.export_job(network_job(space, c, batch)) for c in configs]
+    export_ahead([j for j in jobs if j is not None], cache, progress=progress, desc=f"export {target.name}")
     artifacts = [network_artifact(space, c, cache, batch) for c in configs]
     return measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ofahw.errors import TargetError
-from ofahw.export import Artifact, Quantization, quantized_onnx
+from ofahw.export import Artifact, ExportJob, Quantization, quantized_onnx
 from ofahw.measure.power import EnergyMeasurement, Meter, NoSensor, find_meter, measure_energy_as_set
 from ofahw.measure.protocol import Measurement, Protocol, run_protocol
 
@@ -47,6 +47,9 @@ class Target(ABC):
     batch_size: ClassVar[int] = 1  # jobs a campaign hands over at once (remote targets stream batches)
     times_groups: ClassVar[bool] = True  # measure_group works (host-clock targets on this machine)
     on_this_machine: ClassVar[bool] = True  # measures this machine (so never at once with another such target)
+    # what a campaign may make before measuring: "model" (the file model_file returns), "onnx" (the fp32
+    # export, where the model is quantized on the device), "" (nothing: the target builds its torch module)
+    made_ahead: ClassVar[str] = "model"
     source: str = ""  # where the target's definition came from (a file, "built in"); set by load_target
     description: str = ""
     calibration: str | None = None  # image folder that calibrates int8 models (``--calib``); else random inputs
@@ -93,6 +96,13 @@ class Target(ABC):
         if quantization is None:
             return Path(artifact.onnx())
         return quantized_onnx(Path(artifact.onnx()), artifact.input_shape, quantization)
+
+    def export_job(self, job: ExportJob) -> ExportJob | None:
+        """``job`` (a model's fp32 export) as this target needs it made ahead of measuring (see
+        ``made_ahead``): with its int8 quantization where it runs the int8 model; None where it needs no file."""
+        if not self.made_ahead:
+            return None
+        return replace(job, quantization=self.quantization()) if self.made_ahead == "model" else job
 
     def __enter__(self) -> Target:
         if self.placement:
