@@ -1,12 +1,15 @@
-"""Atomic file writes and early checks that an output path can be written."""
+"""Atomic file writes, early checks that an output path can be written, and file hashes and use marks for caches."""
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from ofahw.errors import UserError
@@ -60,13 +63,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def sha256_file(path: str | os.PathLike) -> str:
     """The SHA-256 of a file's content, read in chunks (weights files are large)."""
-    import hashlib
+    return _read_sha256(path).hexdigest()
 
+
+def _read_sha256(path: str | os.PathLike):
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+@functools.lru_cache(maxsize=8192)
+def _version_sha256(path: str, mtime_ns: int, size: int):
+    return _read_sha256(path)
+
+
+def content_sha256(path: str | os.PathLike):
+    """A SHA-256 hash object fed with the file's content (a copy: extend it freely), read once per
+    version of the file (its path, modification time and size): a campaign keys a model by its content
+    in every round it measures it."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _version_sha256(str(path), stat.st_mtime_ns, stat.st_size).copy()
+
+
+def mark_used(path: str | os.PathLike) -> None:
+    """Mark a cached file as used now, for a least-recently-used prune: its access time only. Its
+    modification time stays, as it is part of the file's identity elsewhere: OpenVINO's model cache
+    compiles a model file anew once it changes, and :func:`content_sha256` reads it again."""
+    os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
 
 
 def cache_dir(*parts: str) -> Path:

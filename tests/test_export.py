@@ -1,3 +1,5 @@
+import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,10 +20,12 @@ def test_block_export_is_valid_and_matches_torch(tmp_path):
     onnx.checker.check_model(model)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     stamp = path.stat().st_mtime_ns
+    os.utime(path, ns=(0, stamp))
     calls = []
     again = cache.get(part.key, lambda: calls.append(1) or build_part(part), (1, *part.input_shape))
     assert again == path and not calls  # served from the cache, not exported again
-    assert path.stat().st_mtime_ns >= stamp
+    # marked used by its access time; its modification time, which OpenVINO's model cache keys on, stays
+    assert path.stat().st_atime_ns > 0 and path.stat().st_mtime_ns == stamp
 
 
 class _Unstable(torch.nn.Module):
@@ -36,12 +40,32 @@ def test_export_that_disagrees_with_torch_is_refused():
         export_onnx(_Unstable().eval(), (1, 4))
 
 
-def test_cache_prune_keeps_recent_files(tmp_path):
+def test_cache_prune_keeps_recently_used_files(tmp_path):
     cache = OnnxCache(tmp_path)
     for i in range(3):
-        (tmp_path / f"{i}.onnx").write_bytes(b"x" * 1000)
+        path = tmp_path / f"{i}.onnx"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, ns=(i * 10**9, (3 - i) * 10**9))  # used in the order 0, 1, 2; written 2, 1, 0
     cache.prune(max_bytes=2500)
-    assert len(list(tmp_path.glob("*.onnx"))) == 2
+    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["1.onnx", "2.onnx"]
+
+
+def test_a_files_content_hash_is_read_once_per_version(tmp_path, monkeypatch):
+    from ofahw import _io
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"first")
+    reads = []
+    real = _io._read_sha256
+    monkeypatch.setattr(_io, "_read_sha256", lambda p: reads.append(p) or real(p))
+    _io._version_sha256.cache_clear()
+    first = _io.content_sha256(path)
+    first.update(b"extended")  # a copy: the next caller gets the file's hash alone
+    assert _io.content_sha256(path).hexdigest() == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
+    _io.mark_used(path)  # marking use is no new version
+    assert _io.content_sha256(path).hexdigest() == hashlib.sha256(b"first").hexdigest() and len(reads) == 1
+    path.write_bytes(b"second!")
+    assert _io.content_sha256(path).hexdigest() == hashlib.sha256(b"second!").hexdigest() and len(reads) == 2
 
 
 def test_artifacts_build_lazily_and_carry_their_shape(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ofahw._io import content_sha256
 from ofahw.cluster.connect import check_version, death_reason, get, nodes_offering, placement_options, require_offered, this_node
 from ofahw.errors import Incomplete, TargetError, UserError
 from ofahw.export import Artifact
@@ -116,7 +117,6 @@ class PlacedTarget(Target):
         self._open = False
         self._actor = None
         self._sent: set[str] = set()  # digests of the models the current actor has
-        self._digests: dict[tuple, str] = {}  # (path, mtime, size) -> SHA-256 of the file
         self.node: dict = {}  # where the actor runs now
         self.nodes: list[dict] = []  # every node it ran on (a lost node that came back is a new node)
         if node_id is None:
@@ -200,14 +200,10 @@ class PlacedTarget(Target):
                 self._start(self.wait_s, host=lost["host"])
 
     def _ship(self, artifact: Artifact) -> ShippedModel:
-        """The artifact for the actor; its file is read and hashed once (each item is measured in several
-        rounds), and its bytes go only to an actor that has not had them."""
+        """The artifact for the actor; its file is hashed once (each item is measured in several rounds:
+        :func:`content_sha256`), and its bytes go only to an actor that has not had them."""
         path = Path(artifact.onnx())
-        stat = path.stat()
-        seen = (str(path), stat.st_mtime_ns, stat.st_size)
-        if seen not in self._digests:
-            self._digests[seen] = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest = self._digests[seen]
+        digest = content_sha256(path).hexdigest()
         data = None if digest in self._sent else path.read_bytes()
         self._sent.add(digest)
         return ShippedModel(artifact.key, tuple(artifact.input_shape), digest, data, artifact.torch)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, cache_dir
+from ofahw._io import atomic_write_bytes, cache_dir, mark_used
 
 OPSET = 17
 # torch.onnx.export keeps process-wide state (seen failing with two targets exporting from two
@@ -85,14 +84,14 @@ class OnnxCache:
         """The cached file for ``key`` at ``input_shape`` (batch first), exporting ``build()`` first when it is missing."""
         path = self.path_for(key, input_shape)
         if path.exists():
-            os.utime(path)  # mark as recently used for prune()
+            mark_used(path)
         else:
             atomic_write_bytes(path, export_onnx(build(), input_shape, self.opset))
         return path
 
     def prune(self, max_bytes: int = 8 << 30) -> None:
         """Delete the least recently used files until the cache holds at most ``max_bytes``."""
-        files = sorted(self.root.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        files = sorted(self.root.glob("*.onnx"), key=lambda p: p.stat().st_atime, reverse=True)
         total = 0
         for path in files:
             total += path.stat().st_size

@@ -19,7 +19,6 @@ change nothing a latency depends on; four keep the int8 outputs close to fp32 (t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, cache_dir
+from ofahw._io import atomic_write_bytes, cache_dir, content_sha256, mark_used
 from ofahw.errors import UserError
 from ofahw.export.onnx import ExportError
 
@@ -134,7 +133,7 @@ def quantized_path(fp32: Path, input_shape: tuple[int, ...], quantization: Quant
     """Where the int8 model of ``fp32`` is cached. The key is the fp32 file's content with the
     quantization settings, so a changed export never serves a stale model."""
     root = Path(root) if root else cache_dir("int8")
-    digest = hashlib.sha256(Path(fp32).read_bytes())
+    digest = content_sha256(fp32)
     digest.update(quantization.key(input_shape).encode())
     return root / f"{digest.hexdigest()[:24]}.int8.onnx"
 
@@ -143,7 +142,7 @@ def quantized_onnx(fp32: Path, input_shape: tuple[int, ...], quantization: Quant
     """The cached int8 model of ``fp32`` (:func:`quantized_path`), quantized first where it is missing."""
     path = quantized_path(fp32, input_shape, quantization, root)
     if path.exists():
-        os.utime(path)
+        mark_used(path)
     else:
         atomic_write_bytes(path, quantize_int8(Path(fp32), input_shape, quantization))
     return path

@@ -88,7 +88,8 @@ def openvino_core(ov, cache_dir):
     """An OpenVINO Core that keeps what it compiles in ``cache_dir`` (OpenVINO's model cache): a
     campaign compiles each model anew in every round, and loading the compiled model back took a fifth
     of compiling it here (an int8 w1.2 subnet at 224, batch 8: 0.19 s against 0.9-1.1 s), while each round
-    still gets a compiled model and infer request of its own."""
+    still gets a compiled model and infer request of its own. OpenVINO keys a model file by its
+    modification time too, so the ONNX caches mark use by access time alone (``mark_used``)."""
     core = ov.Core()
     core.set_property({"CACHE_DIR": str(cache_dir)})
     return core
