@@ -88,6 +88,17 @@ def content_sha256(path: str | os.PathLike):
     return _version_sha256(str(path), stat.st_mtime_ns, stat.st_size).copy()
 
 
+def prune_least_used(root: Path, pattern: str, max_bytes: int) -> None:
+    """Delete the least recently used files (by :func:`mark_used`'s access time) matching ``pattern``
+    in ``root`` until those left hold at most ``max_bytes``."""
+    files = sorted(root.glob(pattern), key=lambda p: p.stat().st_atime, reverse=True)
+    total = 0
+    for path in files:
+        total += path.stat().st_size
+        if total > max_bytes:
+            path.unlink(missing_ok=True)
+
+
 def mark_used(path: str | os.PathLike) -> None:
     """Mark a cached file as used now, for a least-recently-used prune: its access time only. Its
     modification time stays, as it is part of the file's identity elsewhere: OpenVINO's model cache

@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from ofahw.export import ExportError, OnnxCache, export_onnx
+from ofahw.export import ExportError, OnnxCache, export_onnx, prune_quantized
 from ofahw.space import build_part, get_space
 
 
@@ -40,14 +40,19 @@ def test_export_that_disagrees_with_torch_is_refused():
         export_onnx(_Unstable().eval(), (1, 4))
 
 
-def test_cache_prune_keeps_recently_used_files(tmp_path):
-    cache = OnnxCache(tmp_path)
+@pytest.mark.parametrize("cache", ["onnx", "int8"])
+def test_cache_prune_keeps_recently_used_files(tmp_path, cache):
+    suffix = {"onnx": ".onnx", "int8": ".int8.onnx"}[cache]
     for i in range(3):
-        path = tmp_path / f"{i}.onnx"
+        path = tmp_path / f"{i}{suffix}"
         path.write_bytes(b"x" * 1000)
         os.utime(path, ns=(i * 10**9, (3 - i) * 10**9))  # used in the order 0, 1, 2; written 2, 1, 0
-    cache.prune(max_bytes=2500)
-    assert sorted(p.name for p in tmp_path.glob("*.onnx")) == ["1.onnx", "2.onnx"]
+    (tmp_path / "notes.txt").write_bytes(b"x" * 5000)  # not the cache's: kept
+    if cache == "onnx":
+        OnnxCache(tmp_path).prune(max_bytes=2500)
+    else:
+        prune_quantized(max_bytes=2500, root=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"1{suffix}", f"2{suffix}", "notes.txt"]
 
 
 def test_a_files_content_hash_is_read_once_per_version(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from ofahw.cli.main import main
 from ofahw.errors import LutError, TargetError, UserError
 from ofahw.export import OnnxCache, Quantization, network_artifact, part_artifact, quantized_onnx
 from ofahw.lut import LatencyTable, check_mixable, check_runtime
+from ofahw.lut import campaign as campaign_module
 from ofahw.lut import check_target as check_target_settings
 from ofahw.lut.campaign import Campaign
 from ofahw.measure import load_target
@@ -172,8 +173,14 @@ def int8_lut(tmp_path_factory):
     out = tmp_path_factory.mktemp("int8") / "cpu-int8.csv"
     target = fast_cpu_target(precision="int8")
     target.name = "cpu-int8"
-    Campaign(get_space(SPACE), target, out, [RESOLUTION], samples=5, progress=False, log=lambda m: None).run()
+    with pytest.MonkeyPatch.context() as patch:
+        real = campaign_module.prune_quantized
+        patch.setattr(campaign_module, "prune_quantized", lambda: INT8_CACHES_PRUNED.append(1) or real())
+        Campaign(get_space(SPACE), target, out, [RESOLUTION], samples=5, progress=False, log=lambda m: None).run()
     return out
+
+
+INT8_CACHES_PRUNED = []  # the int8_lut campaign's calls to prune the int8 cache
 
 
 def test_int8_profile_records_how_its_models_were_quantized(int8_lut):
@@ -183,6 +190,7 @@ def test_int8_profile_records_how_its_models_were_quantized(int8_lut):
     assert table.deployment == {"target": "cpu-int8", "kind": "cpu", "runtime": "onnxruntime", "runtime_version": ort.__version__,
                                 "precision": "int8", "batch": 1, "quantization": "int8, per tensor"}
     assert table.predictor and len(table.networks) == 5
+    assert INT8_CACHES_PRUNED == [1]  # its int8 models are kept within the cache's size, as the ONNX exports are
 
 
 def test_a_lut_of_one_precision_is_refused_where_another_is_expected(profiled_lut, int8_lut, tmp_path, monkeypatch, capsys):

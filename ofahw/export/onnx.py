@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, cache_dir, mark_used
+from ofahw._io import atomic_write_bytes, cache_dir, mark_used, prune_least_used
 
 OPSET = 17
 # torch.onnx.export keeps process-wide state (seen failing with two targets exporting from two
@@ -91,9 +91,4 @@ class OnnxCache:
 
     def prune(self, max_bytes: int = 8 << 30) -> None:
         """Delete the least recently used files until the cache holds at most ``max_bytes``."""
-        files = sorted(self.root.glob("*.onnx"), key=lambda p: p.stat().st_atime, reverse=True)
-        total = 0
-        for path in files:
-            total += path.stat().st_size
-            if total > max_bytes:
-                path.unlink(missing_ok=True)
+        prune_least_used(self.root, "*.onnx", max_bytes)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import atomic_write_bytes, cache_dir, content_sha256, mark_used
+from ofahw._io import atomic_write_bytes, cache_dir, content_sha256, mark_used, prune_least_used
 from ofahw.errors import UserError
 from ofahw.export.onnx import ExportError
 
@@ -136,6 +136,11 @@ def quantized_path(fp32: Path, input_shape: tuple[int, ...], quantization: Quant
     digest = content_sha256(fp32)
     digest.update(quantization.key(input_shape).encode())
     return root / f"{digest.hexdigest()[:24]}.int8.onnx"
+
+
+def prune_quantized(max_bytes: int = 8 << 30, root: Path | None = None) -> None:
+    """Delete the least recently used int8 models until the int8 cache holds at most ``max_bytes``."""
+    prune_least_used(Path(root) if root else cache_dir("int8"), "*.int8.onnx", max_bytes)
 
 
 def quantized_onnx(fp32: Path, input_shape: tuple[int, ...], quantization: Quantization, root: Path | None = None) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
-from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job, part_artifact, part_job
+from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job, part_artifact, part_job, prune_quantized
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import COLUMNS, LatencyTable, json_path
 from ofahw.measure import Measurement, Protocol, Target, best_round
@@ -272,6 +272,8 @@ class Campaign:
         table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows), reused_rounds)
         self.journal.unlink(missing_ok=True)
         self.cache.prune()
+        if self.target.quantization() is not None:
+            prune_quantized()
         return ProfileResult(table, self.out, len(new_rows), len(rows), reused_rounds, unsettled, wall, timed)
 
     def _measure_energy(self, todo: list[Item], energies: dict, journal) -> None:
