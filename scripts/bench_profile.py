@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ofahw.errors import Incomplete, UserError
 from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import chosen_scores
 from ofahw.fidelity import latency_fidelity as fidelity
@@ -215,4 +216,7 @@ def report_energy(model: LutLatencyModel, held_out: dict, table) -> None:
           f"p90 {np.percentile(repeat, 90) * 100:.2f}%")
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (UserError, Incomplete) as exc:  # a target this machine lacks (no GPU, no OpenVINO), a bad file: one line
+        sys.exit(f"bench_profile: {exc}")
