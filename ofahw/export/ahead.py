@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ofahw.errors import Incomplete
-from ofahw.export.artifacts import network_cache_key
+from ofahw.export.artifacts import network_cache_key, network_input_shape
 from ofahw.export.onnx import OnnxCache
 from ofahw.export.quantize import Quantization, quantized_onnx, quantized_path
 from ofahw.space import Part, Space, build_part, get_space
@@ -59,8 +59,8 @@ def part_job(part: Part, batch: int, quantization: Quantization | None = None) -
 
 
 def network_job(space: Space, config: dict, batch: int, quantization: Quantization | None = None) -> ExportJob:
-    shape = (batch, 3, config["r"], config["r"])
-    return ExportJob(network_cache_key(space, config), shape, space=space.name, config=config, quantization=quantization)
+    return ExportJob(network_cache_key(space, config), network_input_shape(config, batch), space=space.name, config=config,
+                     quantization=quantization)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,11 @@ def part_artifact(part: Part, cache: OnnxCache, batch: int = 1) -> Artifact:
     return Artifact(part.key, shape, lambda: cache.get(part.key, lambda: build_part(part), shape), lambda: build_part(part))
 
 
+def network_input_shape(config: dict, batch: int = 1) -> tuple[int, int, int, int]:
+    """A whole subnet's input: ``batch`` RGB images at its resolution."""
+    return (batch, 3, config["r"], config["r"])
+
+
 def network_cache_key(space: Space, config: dict) -> str:
     """The ONNX cache's key of a whole subnet."""
     return f"network:{space.name}:{space.config_hash(config)}"
@@ -34,7 +39,7 @@ def network_cache_key(space: Space, config: dict) -> str:
 
 def network_artifact(space: Space, config: dict, cache: OnnxCache, batch: int = 1) -> Artifact:
     """A whole subnet (random weights: latency does not depend on their values), ``batch`` images at once."""
-    shape = (batch, 3, config["r"], config["r"])
+    shape = network_input_shape(config, batch)
 
     def build():
         return space.build_network(config)

@@ -16,7 +16,17 @@ import numpy as np
 
 from ofahw._io import check_writable
 from ofahw.errors import Incomplete, LutError, UserError
-from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job, part_artifact, part_job, prune_quantized
+from ofahw.export import (
+    Artifact,
+    OnnxCache,
+    export_ahead,
+    network_artifact,
+    network_input_shape,
+    network_job,
+    part_artifact,
+    part_job,
+    prune_quantized,
+)
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import COLUMNS, LatencyTable, json_path
 from ofahw.measure import Measurement, Protocol, Target, best_round
@@ -153,7 +163,7 @@ class Campaign:
                  for key, (r, part) in self.space.block_parts(self.resolutions).items()]
         rng = np.random.default_rng(self.seed)
         for config in self.space.sample_stratified(self.samples, rng, self.resolutions):
-            items.append(Item("network", self.space.config_hash(config), config["r"], (b, 3, config["r"], config["r"]), config=config))
+            items.append(Item("network", self.space.config_hash(config), config["r"], network_input_shape(config, b), config=config))
         return items
 
     def make_ahead(self) -> None:
