@@ -4,9 +4,11 @@ the second node (their LUT records it; its loss stops the run with progress save
 for), what the cluster can place, and one line for a resource no node offers."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -313,6 +315,26 @@ def test_two_targets_of_one_device_take_turns(tmp_path):
         assert entered == ["free"]  # the locked one still waits
     thread.join(5)
     assert entered == ["free", "second"]
+    for host in (first, second, free):
+        host.close()
+
+
+def test_the_models_of_killed_actors_are_removed(tmp_path, monkeypatch):
+    """A killed actor never closes: the next actor on its node removes the model folders of actors
+    whose process is gone, and keeps those of live ones."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    killed = tmp_path / f"ofahw-models-{ended.stdout.strip()}-x1"
+    killed.mkdir()
+    (killed / "model.onnx").write_bytes(b"onnx")
+    live, unrelated = tmp_path / f"ofahw-models-{os.getpid()}-x2", tmp_path / "ofahw-models-x3"
+    live.mkdir()
+    unrelated.mkdir()
+    host = TargetHost(load_target("cpu"), lock=False)
+    assert not killed.exists() and live.exists() and unrelated.exists()
+    assert host.files.parent == tmp_path and host.files.name.startswith(f"ofahw-models-{os.getpid()}-")
+    host.close()
+    assert not host.files.exists()
 
 
 def test_without_ray_nothing_imports_it(tmp_path, images, weights):

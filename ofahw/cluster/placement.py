@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ofahw.export import Artifact
 from ofahw.measure import Target
 
 START_TIMEOUT_S = 120.0  # how long a new actor may wait for its node (a device held by another job, a node joining)
+MODELS_PREFIX = "ofahw-models-"  # an actor's folder of the models it was sent: ofahw-models-PID-XXXXXXXX in the temp folder
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class TargetHost:
     def __init__(self, target: Target, lock: bool):
         target.placement = None  # this actor is its placement: here it measures
         self.target = target
-        self.files = Path(tempfile.mkdtemp(prefix="ofahw-models-"))
+        self.files = models_folder()
         name = hashlib.sha256(target.device_key().encode()).hexdigest()[:16]
         self.lock_path = Path(tempfile.gettempdir()) / f"ofahw-device-{name}.lock" if lock else None
 
@@ -80,6 +82,28 @@ class TargetHost:
     def close(self) -> None:
         self.target.close()
         shutil.rmtree(self.files, ignore_errors=True)
+
+
+def models_folder() -> Path:
+    """A new folder for an actor's models, named by its process id. An actor that is killed (its run
+    stopped, its node lost, its start failed) never closes, so the folders of actors whose process
+    is gone are removed first: a lost profile of large models would otherwise leave gigabytes behind."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{MODELS_PREFIX}*-*"):
+        pid = folder.name[len(MODELS_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{MODELS_PREFIX}{os.getpid()}-"))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class _FileLock:
