@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -45,13 +46,27 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# read once: setting the umask to read it is not safe while other threads create files
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file beside ``path``, fsync it, then rename over ``path``."""
+    """Write to a temp file beside ``path``, fsync it, then rename over ``path``. The file gets the
+    mode a plain write would give it (the one it has, else the umask's): the temp file is made
+    readable by its owner alone, and a LUT others cannot read is no LUT for a team."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -84,8 +99,8 @@ def content_sha256(path: str | os.PathLike):
     version of the file (its path, modification time and size): a campaign keys a model by its content
     in every round it measures it."""
     path = Path(path).resolve()
-    stat = path.stat()
-    return _version_sha256(str(path), stat.st_mtime_ns, stat.st_size).copy()
+    info = path.stat()
+    return _version_sha256(str(path), info.st_mtime_ns, info.st_size).copy()
 
 
 def prune_least_used(root: Path, pattern: str, max_bytes: int) -> None:

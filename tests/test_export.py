@@ -1,7 +1,6 @@
 import hashlib
 import os
-import tempfile
-from pathlib import Path
+import stat
 
 import onnx
 import pytest
@@ -73,6 +72,21 @@ def test_a_files_content_hash_is_read_once_per_version(tmp_path, monkeypatch):
     assert _io.content_sha256(path).hexdigest() == hashlib.sha256(b"second!").hexdigest() and len(reads) == 2
 
 
+def test_an_atomic_write_gives_the_mode_a_plain_write_would(tmp_path):
+    """Its temp file is its owner's alone; the file renamed over the path is not (a LUT a team reads),
+    and a file written again keeps its mode."""
+    from ofahw import _io
+
+    plain, atomic = tmp_path / "plain.csv", tmp_path / "lut.csv"
+    plain.write_text("plain")
+    _io.atomic_write_text(atomic, "first")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == _io.NEW_FILE_MODE
+    atomic.chmod(0o640)
+    _io.atomic_write_text(atomic, "second")
+    assert stat.S_IMODE(atomic.stat().st_mode) == 0o640 and atomic.read_text() == "second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lut.csv", "plain.csv"]
+
+
 def test_artifacts_build_lazily_and_carry_their_shape(tmp_path, monkeypatch):
     from ofahw.export import network_artifact, part_artifact
 
@@ -121,7 +135,7 @@ def test_models_are_made_ahead_in_parallel_processes(tmp_path, monkeypatch):
         assert target.model_file(block).name.endswith(".int8.onnx")
 
 
-def test_a_profile_makes_its_models_ahead_and_says_so(monkeypatch):
+def test_a_profile_makes_its_models_ahead_and_says_so(monkeypatch, tmp_path):
     """A campaign makes the models of what it has left to measure (its networks, seeded apart from
     other tests' so that none is cached) ahead, logging how; they are then in the cache."""
     from conftest import RESOLUTION, SPACE, fast_cpu_target
@@ -132,7 +146,7 @@ def test_a_profile_makes_its_models_ahead_and_says_so(monkeypatch):
     monkeypatch.setattr(ahead, "usable_cpus", lambda: 2)
     monkeypatch.setattr(ahead, "MIN_AHEAD", 2)
     lines, space = [], get_space(SPACE)
-    campaign = Campaign(space, fast_cpu_target(), Path(tempfile.mkdtemp()) / "cpu.csv", [RESOLUTION], samples=5, seed=7,
+    campaign = Campaign(space, fast_cpu_target(), tmp_path / "cpu.csv", [RESOLUTION], samples=5, seed=7,
                         progress=False, log=lines.append)
     campaign.make_ahead()
     assert len(lines) == 1 and lines[0].startswith("target cpu: exported ") and lines[0].endswith(" s")
