@@ -8,7 +8,7 @@ from sklearn.model_selection import cross_val_score
 
 from ofahw.errors import LutError
 from ofahw.fidelity import latency_fidelity as fidelity
-from ofahw.lut import LatencyTable, LutLatencyRegressor, json_path
+from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures, json_path
 from ofahw.lut.ofa_yaml import export_ofa_yaml, import_ofa_yaml
 from ofahw.lut.predictors import fit_predictor
 from ofahw.predict import LutLatencyModel
@@ -116,6 +116,48 @@ def test_regressor_behaves_as_a_scikit_learn_estimator():
         assert np.allclose(restored.predict(X), fitted.predict(X))
     with pytest.raises(Exception, match="not fitted"):
         LutLatencyRegressor().predict(X)
+
+
+def test_resolution_sum_fits_one_line_per_resolution():
+    """Blocks that over-count their networks by a share that differs with resolution (OpenVINO bf16
+    at batch 8): one line over all resolutions misses, one line per resolution does not."""
+    rng = np.random.default_rng(1)
+    total, at_224 = rng.uniform(5, 40, 60), np.arange(60) % 2 == 1
+    X = np.c_[0.6 * total, 0.4 * total, rng.integers(10, 20, 60), ~at_224, at_224].astype(float)
+    y = np.where(at_224, 0.80 * total + 0.5, 0.95 * total - 2.0)
+    est = clone(LutLatencyRegressor(model="resolution-sum", n_resolutions=2))
+    assert cross_val_score(est, X, y, cv=3).mean() > 0.999
+    fitted = est.fit(X, y)
+    assert np.allclose(fitted.coef_, [0.95, 0.80, -2.0, 0.5]) and np.allclose(fitted.predict(X), y)
+    restored = LutLatencyRegressor.from_dict(fitted.to_dict(), n_features=5, n_resolutions=2)
+    assert np.allclose(restored.predict(X), y)
+    pooled = LutLatencyRegressor(model="calibrated-sum", n_resolutions=2).fit(X, y)
+    assert np.abs(pooled.predict(X) / y - 1).max() > 0.05
+    lone = at_224 & (np.cumsum(at_224) > 1)  # one network at 224: that resolution takes the pooled line
+    one = LutLatencyRegressor(model="resolution-sum", n_resolutions=2).fit(X[~lone], y[~lone])
+    assert np.isclose(one.coef_[0], 0.95) and one.coef_[1] != 0.80
+    with pytest.raises(LutError, match="do not fit"):
+        LutLatencyRegressor.from_dict(fitted.to_dict(), n_features=5, n_resolutions=3)
+    with pytest.raises(ValueError, match="resolution columns"):
+        LutLatencyRegressor(model="resolution-sum").fit(X[:, :3], y)
+
+
+def test_a_predictor_stored_before_the_resolution_columns_still_loads(profiled_lut, tmp_path):
+    """The fitted predictor names its resolutions and is one of three candidates; a LUT whose
+    predictor was stored without them (written before) predicts as it did."""
+    table = LatencyTable.read(profiled_lut)
+    space = get_space(table.meta["space"])
+    params, report = fit_predictor(table, space)
+    assert set(report["candidates"]) == {"calibrated-sum", "grouped-linear", "resolution-sum"}
+    assert params["resolutions"] == [128] and params["model"] == report["chosen"]
+    configs = [r["config"] for r in table.networks]
+    for model in ("grouped-linear", "calibrated-sum"):
+        old_features = PartFeatures(table, space)
+        old = LutLatencyRegressor(model=model).fit(old_features(configs), np.array([r["value_ms"] for r in table.networks]))
+        table.set_predictor(({**old.to_dict(), "labels": old_features.labels}, report))
+        path = tmp_path / f"{model}.csv"
+        table.write(path)
+        assert np.allclose(LutLatencyModel.load(path).predict(configs), old.predict(old_features(configs)))
 
 
 def test_fidelity_figures():

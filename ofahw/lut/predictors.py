@@ -1,16 +1,16 @@
 """Whole-network latency from per-block LUT entries: a calibrated sum and a fitted linear model,
 chosen by cross-validation on the LUT's whole-network samples, with a held-out error report.
 
-Both are scikit-learn estimators over a feature matrix built from the LUT: the summed latency of
+All are scikit-learn estimators over a feature matrix built from the LUT: the summed latency of
 the subnet's parts in each group (a group is the part type and its output width, e.g. one stage of
-inverted-residual blocks) plus the number of parts. Their parameters are plain numbers, so they
-are stored in the LUT's JSON and rebuilt without pickle.
+inverted-residual blocks), the number of parts, and which of the LUT's resolutions the subnet takes.
+Their parameters are plain numbers, so they are stored in the LUT's JSON and rebuilt without pickle.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -23,7 +23,7 @@ from ofahw.fidelity import latency_fidelity
 from ofahw.lut.table import LatencyTable
 from ofahw.space import Space
 
-MODELS = ("calibrated-sum", "grouped-linear")
+MODELS = ("calibrated-sum", "grouped-linear", "resolution-sum")
 _OUTPUT = re.compile(r"-output:(?:\d+x\d+x)?(\d+)")
 
 
@@ -34,23 +34,30 @@ def group_label(key: str) -> str:
 
 
 class PartFeatures:
-    """Configs → (n, n_groups + 1) matrix of per-group LUT latency sums (ms) and part counts;
-    ``column="energy_mj"``: of energy per inference (mJ) instead. ``grouping`` names a part key's
-    group (default: its stage, :func:`group_label`)."""
+    """Configs → (n, ``width``) matrix: per-group LUT latency sums (ms), the part count, then one
+    column per resolution of ``resolutions`` (none by default), 1 where the subnet takes it. Every
+    column is a sum over the subnet's parts (the resolution's is set by its first part, the one that
+    takes the 3-channel image), so a population of encoded subnets sums them too
+    (:class:`ofahw.predict.population.PartSum`). ``column="energy_mj"``: of energy per inference (mJ)
+    instead. ``grouping`` names a part key's group (default: its stage, :func:`group_label`)."""
 
     def __init__(self, table: LatencyTable, space: Space, labels: list[str] | None = None, column: str = "value_ms",
-                 grouping: Callable[[str], str] = group_label):
+                 grouping: Callable[[str], str] = group_label, resolutions: Sequence[int] = ()):
         self.table = table
         self.space = space
         self.column = column
         self.grouping = grouping
         self.labels = labels or sorted({grouping(p.key) for p in space.catalogue(table.resolutions).values()})
+        self.resolutions = [int(r) for r in resolutions]
+        self.width = len(self.labels) + 1 + len(self.resolutions)
         self._index = {label: i for i, label in enumerate(self.labels)}
+        self._resolution_index = {r: len(self.labels) + 1 + i for i, r in enumerate(self.resolutions)}
         self._blocks = table.blocks
 
     def part_vector(self, part) -> np.ndarray:
-        """One part's contribution, (n_groups + 1,): its LUT latency in its group's column, 1 in the count."""
-        out = np.zeros(len(self.labels) + 1)
+        """One part's contribution, (width,): its LUT latency in its group's column, 1 in the count,
+        and for the part that takes the image, 1 in its resolution's column."""
+        out = np.zeros(self.width)
         label = self.grouping(part.key)
         if label not in self._index:
             raise LutError(f"LUT predictor has no group for part '{part.key}'")
@@ -58,37 +65,79 @@ class PartFeatures:
         if row is None:
             raise LutError(f"LUT has no entry for block '{part.key}' (was its resolution profiled?)")
         out[self._index[label]] = row[self.column]
-        out[-1] = 1.0
+        out[len(self.labels)] = 1.0
+        if self.resolutions and part.input_shape[0] == 3:
+            resolution = int(part.input_shape[-1])
+            if resolution not in self._resolution_index:
+                raise LutError(f"LUT predictor was fitted at resolutions {self.resolutions}, not {resolution}")
+            out[self._resolution_index[resolution]] = 1.0
         return out
 
     def row(self, config: dict) -> np.ndarray:
-        return sum((self.part_vector(p) for p in self.space.parts(config)), np.zeros(len(self.labels) + 1))
+        return sum((self.part_vector(p) for p in self.space.parts(config)), np.zeros(self.width))
 
     def __call__(self, configs: list[dict]) -> np.ndarray:
-        return np.array([self.row(c) for c in configs]).reshape(len(configs), len(self.labels) + 1)
+        return np.array([self.row(c) for c in configs]).reshape(len(configs), self.width)
+
+    def block_sum(self, X: np.ndarray) -> np.ndarray:
+        """The uncalibrated sum of the parts' LUT entries, (n,), of rows of this matrix."""
+        return X[:, :len(self.labels)].sum(axis=1)
 
 
 class LutLatencyRegressor(RegressorMixin, BaseEstimator):
-    """Latency (ms) from :class:`PartFeatures`.
+    """Latency (ms) from :class:`PartFeatures` whose last ``n_resolutions`` columns are its resolutions.
 
     ``model="calibrated-sum"``: ``a * (sum of all parts) + b``. ``model="grouped-linear"``:
-    non-negative weights per group and per part count, plus an intercept. Fitted by weighted
-    least squares with weights 1/y², i.e. on relative error, which is what the user judges.
+    non-negative weights per group and per part count, plus an intercept. ``model="resolution-sum"``:
+    ``a_r * (sum of all parts) + b_r`` for the subnet's resolution ``r`` (isolated blocks can over-count
+    a network by a share that differs with resolution: OpenVINO bf16 at batch 8 sums 1.19x its networks
+    at 160 and 1.25x at 224); a resolution with fewer than two samples takes the pooled line. Fitted by
+    weighted least squares with weights 1/y², i.e. on relative error, which is what the user judges.
     """
 
-    def __init__(self, *, model: str = "grouped-linear"):
+    def __init__(self, *, model: str = "grouped-linear", n_resolutions: int = 0):
         self.model = model
+        self.n_resolutions = n_resolutions
+
+    def _groups(self, X: np.ndarray) -> int:
+        return X.shape[1] - 1 - self.n_resolutions
 
     def _design(self, X: np.ndarray) -> np.ndarray:
-        return X[:, :-1].sum(axis=1, keepdims=True) if self.model == "calibrated-sum" else X
+        groups = self._groups(X)
+        total = X[:, :groups].sum(axis=1, keepdims=True)
+        if self.model == "calibrated-sum":
+            return total
+        if self.model == "grouped-linear":
+            return X[:, :groups + 1]
+        taken = X[:, groups + 1:]
+        return np.hstack([taken * total, taken])
 
     def fit(self, X, y, sample_weight=None):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.model == "resolution-sum" and self.n_resolutions < 1:
+            raise ValueError("model resolution-sum needs features with resolution columns")
         X, y = validate_data(self, X, y)
         weight = 1.0 / np.square(y) if sample_weight is None else sample_weight
+        if self.model == "resolution-sum":
+            return self._fit_per_resolution(X, y, weight)
         reg = LinearRegression(positive=self.model == "grouped-linear").fit(self._design(X), y, sample_weight=weight)
         self.coef_, self.intercept_ = reg.coef_.astype(float), float(reg.intercept_)
+        return self
+
+    def _fit_per_resolution(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray):
+        total = X[:, :self._groups(X)].sum(axis=1)
+        pooled = LinearRegression().fit(total[:, None], y, sample_weight=weight)
+        slopes, intercepts = [], []
+        for taken in X[:, -self.n_resolutions:].T.astype(bool):
+            if taken.sum() < 2:
+                slopes.append(float(pooled.coef_[0]))
+                intercepts.append(float(pooled.intercept_))
+                continue
+            line = LinearRegression().fit(total[taken, None], y[taken], sample_weight=weight[taken])
+            slopes.append(float(line.coef_[0]))
+            intercepts.append(float(line.intercept_))
+        self.coef_, self.intercept_ = np.array(slopes + intercepts), 0.0
         return self
 
     def predict(self, X):
@@ -101,17 +150,24 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
         return {"model": self.model, "coef": self.coef_.tolist(), "intercept": self.intercept_}
 
     @classmethod
-    def from_dict(cls, data: dict, n_features: int) -> LutLatencyRegressor:
+    def from_dict(cls, data: dict, n_features: int, n_resolutions: int = 0) -> LutLatencyRegressor:
         try:
-            est = cls(model=data["model"])
+            est = cls(model=data["model"], n_resolutions=n_resolutions)
             est.coef_ = np.asarray(data["coef"], dtype=float)
             est.intercept_ = float(data["intercept"])
         except (KeyError, TypeError, ValueError) as exc:
             raise LutError(f"LUT predictor parameters are malformed: {exc}") from None
-        if est.model not in MODELS or len(est.coef_) != (1 if est.model == "calibrated-sum" else n_features):
+        expected = {"calibrated-sum": 1, "grouped-linear": n_features - n_resolutions,
+                    "resolution-sum": 2 * n_resolutions if n_resolutions else -1}
+        if est.model not in MODELS or len(est.coef_) != expected[est.model]:
             raise LutError("LUT predictor parameters do not fit its feature groups")
         est.n_features_in_ = n_features
         return est
+
+    @classmethod
+    def from_params(cls, params: dict, features: PartFeatures) -> LutLatencyRegressor:
+        """The regressor a LUT's stored ``params`` describe, over ``features`` built from them."""
+        return cls.from_dict(params, n_features=features.width, n_resolutions=len(features.resolutions))
 
 
 def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0, column: str = "value_ms",
@@ -130,20 +186,20 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
     networks = settled if len(settled) >= needed else table.networks
     if len(networks) < needed:
         raise LutError(f"need at least {needed} whole-network samples to fit a predictor, have {len(networks)}")
-    features = PartFeatures(table, space, column=column)
+    features = PartFeatures(table, space, column=column, resolutions=table.resolutions)
     X = features([r["config"] for r in networks])
     y = np.array([r[column] for r in networks])
-    raw_ratio = X[:, :-1].sum(axis=1) / y
+    raw_ratio = features.block_sum(X) / y
     cv = KFold(n_splits=folds, shuffle=True, random_state=seed)
     candidates = {}
     unknown = set(models) - set(MODELS)
     if not models or unknown:
         raise ValueError(f"predictor models must be some of {MODELS}, got {models}")
     for model in models:
-        oof = cross_val_predict(LutLatencyRegressor(model=model), X, y, cv=cv)
+        oof = cross_val_predict(LutLatencyRegressor(model=model, n_resolutions=len(features.resolutions)), X, y, cv=cv)
         candidates[model] = latency_fidelity(y, oof)
     best = min(candidates, key=lambda m: candidates[m]["mape"])
-    fitted = LutLatencyRegressor(model=best).fit(X, y)
+    fitted = LutLatencyRegressor(model=best, n_resolutions=len(features.resolutions)).fit(X, y)
     report = {
         "method": f"{folds}-fold cross-validation on {len(y)} whole-network samples measured on the target; out-of-fold predictions",
         "chosen": best,
@@ -153,4 +209,4 @@ def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int =
         "excluded_unsettled": len(table.networks) - len(networks),
         "unsettled_used": sum(not r["settled"] for r in networks),
     }
-    return {**fitted.to_dict(), "labels": features.labels}, report
+    return {**fitted.to_dict(), "labels": features.labels, "resolutions": features.resolutions}, report

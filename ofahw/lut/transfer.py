@@ -437,6 +437,6 @@ class TransferCampaign(Campaign):
 
 
 def _source_prediction(table: LatencyTable, space, configs: list[dict]) -> np.ndarray:
-    features = PartFeatures(table, space, labels=list(table.predictor["labels"]))
-    regressor = LutLatencyRegressor.from_dict(table.predictor, n_features=len(features.labels) + 1)
+    features = PartFeatures(table, space, labels=list(table.predictor["labels"]), resolutions=table.predictor.get("resolutions", ()))
+    regressor = LutLatencyRegressor.from_params(table.predictor, features)
     return regressor.predict(features(configs))

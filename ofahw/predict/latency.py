@@ -24,8 +24,9 @@ class LutLatencyModel:
             raise LutError(f"LUT {path} has no fitted {'energy ' if energy else ''}predictor; "
                            + ("profile it with --energy on a target with a power sensor" if energy else
                               "re-run `ofahw profile` to fit one"))
-        self.features = PartFeatures(table, space, labels=list(params["labels"]), column="energy_mj" if energy else "value_ms")
-        self.regressor = LutLatencyRegressor.from_dict(params, n_features=len(self.features.labels) + 1)
+        self.features = PartFeatures(table, space, labels=list(params["labels"]), column="energy_mj" if energy else "value_ms",
+                                     resolutions=params.get("resolutions", ()))
+        self.regressor = LutLatencyRegressor.from_params(params, self.features)
 
     def energy_model(self) -> LutLatencyModel:
         """The same LUT's energy model (mJ per inference)."""
@@ -64,7 +65,7 @@ class LutLatencyModel:
         missing = set(space.resolutions) - set(self.table.resolutions)
         if missing:
             raise LutError(f"resolutions {sorted(missing)} were not profiled in LUT {self.path}")
-        return PartSum(space, self.features.part_vector, len(self.features.labels) + 1)
+        return PartSum(space, self.features.part_vector, self.features.width)
 
     def predict_encoded(self, features: PartSum, X: np.ndarray) -> np.ndarray:
         """Shape (n,), milliseconds, for encoded subnets ``X`` (n, n_var)."""
@@ -72,7 +73,7 @@ class LutLatencyModel:
 
     def block_sum(self, configs: list[dict]) -> np.ndarray:
         """Uncalibrated sum of the parts' LUT entries (ms)."""
-        return self.features(self._check(configs))[:, :-1].sum(axis=1)
+        return self.features.block_sum(self.features(self._check(configs)))
 
     def explain(self, config: dict) -> dict:
         """One prediction with its provenance, ready for ``--json``."""
