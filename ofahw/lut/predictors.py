@@ -127,16 +127,14 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
 
     def _fit_per_resolution(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray):
         total = X[:, :self._groups(X)].sum(axis=1)
-        pooled = LinearRegression().fit(total[:, None], y, sample_weight=weight)
-        slopes, intercepts = [], []
-        for taken in X[:, -self.n_resolutions:].T.astype(bool):
-            if taken.sum() < 2:
-                slopes.append(float(pooled.coef_[0]))
-                intercepts.append(float(pooled.intercept_))
-                continue
-            line = LinearRegression().fit(total[taken, None], y[taken], sample_weight=weight[taken])
-            slopes.append(float(line.coef_[0]))
-            intercepts.append(float(line.intercept_))
+
+        def line(taken: np.ndarray) -> tuple[float, float]:
+            reg = LinearRegression().fit(total[taken, None], y[taken], sample_weight=weight[taken])
+            return float(reg.coef_[0]), float(reg.intercept_)
+
+        pooled = line(np.ones(len(y), dtype=bool))
+        lines = [line(taken) if taken.sum() >= 2 else pooled for taken in X[:, -self.n_resolutions:].T.astype(bool)]
+        slopes, intercepts = zip(*lines, strict=True)
         self.coef_, self.intercept_ = np.array(slopes + intercepts), 0.0
         return self
 
@@ -164,10 +162,14 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
         est.n_features_in_ = n_features
         return est
 
-    @classmethod
-    def from_params(cls, params: dict, features: PartFeatures) -> LutLatencyRegressor:
-        """The regressor a LUT's stored ``params`` describe, over ``features`` built from them."""
-        return cls.from_dict(params, n_features=features.width, n_resolutions=len(features.resolutions))
+def stored_predictor(table: LatencyTable, space: Space, params: dict,
+                     column: str = "value_ms") -> tuple[PartFeatures, LutLatencyRegressor]:
+    """The features and regressor a LUT's stored predictor ``params`` (as :func:`fit_predictor`
+    returns them) describe; a predictor stored without ``resolutions`` has no resolution columns."""
+    features = PartFeatures(table, space, labels=list(params["labels"]), column=column,
+                            resolutions=params.get("resolutions", ()))
+    regressor = LutLatencyRegressor.from_dict(params, n_features=features.width, n_resolutions=len(features.resolutions))
+    return features, regressor
 
 
 def fit_predictor(table: LatencyTable, space: Space, folds: int = 5, seed: int = 0, column: str = "value_ms",

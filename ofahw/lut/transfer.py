@@ -48,7 +48,7 @@ from sklearn.model_selection import KFold
 from ofahw.errors import LutError, UserError
 from ofahw.fidelity import latency_fidelity
 from ofahw.lut.campaign import Campaign, Item, ProfileResult
-from ofahw.lut.predictors import LutLatencyRegressor, PartFeatures
+from ofahw.lut.predictors import PartFeatures, stored_predictor
 from ofahw.lut.probes import interpolate_in_groups, probe_blocks, probe_size
 from ofahw.lut.table import LatencyTable
 from ofahw.measure import Protocol
@@ -437,6 +437,5 @@ class TransferCampaign(Campaign):
 
 
 def _source_prediction(table: LatencyTable, space, configs: list[dict]) -> np.ndarray:
-    features = PartFeatures(table, space, labels=list(table.predictor["labels"]), resolutions=table.predictor.get("resolutions", ()))
-    regressor = LutLatencyRegressor.from_params(table.predictor, features)
+    features, regressor = stored_predictor(table, space, table.predictor)
     return regressor.predict(features(configs))

@@ -8,7 +8,7 @@ import numpy as np
 
 from ofahw.errors import LutError
 from ofahw.fidelity import chosen_scores
-from ofahw.lut import LatencyTable, LutLatencyRegressor, PartFeatures, read_for_batch
+from ofahw.lut import LatencyTable, read_for_batch, stored_predictor
 from ofahw.predict.population import PartSum
 from ofahw.space import Space, get_space
 
@@ -24,9 +24,7 @@ class LutLatencyModel:
             raise LutError(f"LUT {path} has no fitted {'energy ' if energy else ''}predictor; "
                            + ("profile it with --energy on a target with a power sensor" if energy else
                               "re-run `ofahw profile` to fit one"))
-        self.features = PartFeatures(table, space, labels=list(params["labels"]), column="energy_mj" if energy else "value_ms",
-                                     resolutions=params.get("resolutions", ()))
-        self.regressor = LutLatencyRegressor.from_params(params, self.features)
+        self.features, self.regressor = stored_predictor(table, space, params, column="energy_mj" if energy else "value_ms")
 
     def energy_model(self) -> LutLatencyModel:
         """The same LUT's energy model (mJ per inference)."""
