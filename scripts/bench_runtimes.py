@@ -20,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from ofahw.export import OnnxCache, network_artifact, part_artifact
-from ofahw.measure import Protocol, best_round
+from ofahw.measure import Protocol, keep_rounds
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
 from ofahw.measure.host import cpu_isa, cpu_model
 from ofahw.measure.openvino_cpu import OpenVinoCpuTarget
@@ -55,14 +55,14 @@ def block_type(key: str) -> str:
 def measure_side_by_side(targets: dict, items: list, protocol: Protocol, seed: int) -> dict[str, list[float]]:
     """name → the protocol statistic (ms) of each item, the round of ``protocol.rounds`` its round rule keeps."""
     rng = np.random.default_rng(seed)
-    rounds = {name: [[] for _ in items] for name in targets}
+    sequences = {name: [] for name in targets}  # each runtime's rounds in the order measured
     for k in range(protocol.rounds):
         for name in rng.permutation(list(targets)):
             for i in rng.permutation(len(items)):
-                rounds[name][i].append(targets[name].measure(items[i], protocol))
+                sequences[name].append((int(i), targets[name].measure(items[i], protocol)))
         print(f"  round {k + 1} of {protocol.rounds} done", flush=True)
-    return {name: [best_round(r, protocol.statistic, protocol.round_rule).value(protocol.statistic) for r in per_item]
-            for name, per_item in rounds.items()}
+    kept = {name: keep_rounds(sequence, protocol.statistic, protocol.round_rule) for name, sequence in sequences.items()}
+    return {name: [kept[name][i].value(protocol.statistic) for i in range(len(items))] for name in targets}
 
 
 def main() -> None:

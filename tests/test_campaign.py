@@ -3,6 +3,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target
 
@@ -10,6 +11,7 @@ from ofahw.errors import Incomplete, LutError
 from ofahw.export import ExportError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import Campaign, journal_path
+from ofahw.measure import Measurement
 from ofahw.measure.cpu import OnnxruntimeCpuTarget
 from ofahw.space import get_space
 
@@ -20,8 +22,8 @@ class CountingTarget(OnnxruntimeCpuTarget):
     Its rounds always count as settled (unless told otherwise) so that retries of noisy rounds do
     not change how many rounds a campaign asks for."""
 
-    def __init__(self, interrupt_after=None, unsettle_networks=False, networks_never_settle=False):
-        super().__init__("cpu", None, FAST)
+    def __init__(self, interrupt_after=None, unsettle_networks=False, networks_never_settle=False, round_rule=FAST.round_rule):
+        super().__init__("cpu", None, replace(FAST, round_rule=round_rule))
         self.calls, self.interrupt_after, self.unsettle_networks = 0, interrupt_after, unsettle_networks
         self.networks_never_settle = networks_never_settle
         self.quiet = {}  # the p10 given to each network's unsettled first try, by key
@@ -38,6 +40,29 @@ class CountingTarget(OnnxruntimeCpuTarget):
         if self.networks_never_settle and artifact.input_shape[1] == 3 and "-" not in artifact.key:
             return replace(m, settled=False)
         return replace(m, settled=True)  # noise on this shared machine must not make the counts below vary
+
+
+class DriftingTarget(OnnxruntimeCpuTarget):
+    """Stand-in timings, no model run: each item reads a level of its own times the machine's
+    slowness, which grows steadily over the campaign (+40% from its first round to its last), with
+    0.5% noise; optionally interrupted (Ctrl-C) after some rounds, and resumed where it was."""
+
+    def __init__(self, total, round_rule=FAST.round_rule, interrupt_after=None, start=0):
+        super().__init__("cpu", None, replace(FAST, round_rule=round_rule))
+        self.total, self.calls, self.interrupt_after = total, start, interrupt_after
+        self.rng = np.random.default_rng(start)
+
+    @staticmethod
+    def level(key: str) -> float:
+        return 0.5 + int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) / 0xFFFFFF * 10
+
+    def measure(self, artifact, protocol=None):
+        if self.calls == self.interrupt_after:
+            raise KeyboardInterrupt
+        v = self.level(artifact.key) * (1 + 0.4 * self.calls / self.total) * float(np.exp(self.rng.normal(0, 0.005)))
+        self.calls += 1
+        return Measurement(min=v, p10=v, median=v, mean=v, std=0.0, p90=v, p99=v, n=20, cov=0.0, settled=True,
+                           rel_se=0.001, warmup_runs=2, timed_s=0.02 * v, wall_s=0.025 * v)
 
 
 def campaign(target, out, **kwargs):
@@ -104,8 +129,26 @@ def test_lut_of_other_settings_is_not_mixed(profiled_lut, tmp_path):
         campaign(OnnxruntimeCpuTarget("cpu", None, replace(FAST, round_rule="median")), out).run()
 
 
+def test_a_machine_slowing_down_is_divided_out_across_an_interrupted_campaign(tmp_path):
+    """Drift-corrected rows follow the items' own levels while the machine slows down over the
+    whole campaign, interrupted halfway and resumed (the journal's rounds in their order, then the
+    new ones); the fastest round of each item keeps its share of the slowdown."""
+    total = (len(get_space(SPACE).catalogue([RESOLUTION])) + 6) * FAST.rounds
+    ratios = {}
+    for rule in ("drift-corrected", "fastest"):
+        out = tmp_path / f"{rule}.csv"
+        with pytest.raises(KeyboardInterrupt):
+            campaign(DriftingTarget(total, rule, interrupt_after=total // 2), out).run()
+        table = campaign(DriftingTarget(total, rule, start=total // 2), out).run().table
+        ratios[rule] = np.array([r["value_ms"] / DriftingTarget.level(r["key"]) for r in table.rows])
+        assert np.median([r["round_spread"] for r in table.rows]) > 0.1  # the rounds' spread as measured, not corrected
+    corrected, fastest = ratios["drift-corrected"], ratios["fastest"]
+    assert corrected.max() / corrected.min() < 1.03 < 1.15 < fastest.max() / fastest.min()
+    assert 1.0 < np.median(corrected) < 1.1  # at the machine's speed in the quietest tenth of the campaign
+
+
 def test_unsettled_rounds_are_measured_again_and_kept(tmp_path):
-    target = CountingTarget(unsettle_networks=True)
+    target = CountingTarget(unsettle_networks=True, round_rule="fastest")
     result = campaign(target, tmp_path / "cpu.csv", samples=5).run()
     networks = result.table.networks
     assert len(networks) == 5
@@ -118,13 +161,13 @@ def test_unsettled_rounds_are_measured_again_and_kept(tmp_path):
 def test_resume_counts_retried_rounds_as_measured_not_done(tmp_path):
     out = tmp_path / "cpu.csv"
     n_items = len(get_space(SPACE).catalogue([RESOLUTION])) + 5
-    first = CountingTarget(unsettle_networks=True, interrupt_after=n_items * FAST.rounds + 2)
+    first = CountingTarget(unsettle_networks=True, interrupt_after=n_items * FAST.rounds + 2, round_rule="fastest")
     with pytest.raises(KeyboardInterrupt):
         campaign(first, out, samples=5).run()
     records = [json.loads(line) for line in journal_path(out).read_text().splitlines()[1:]]
     retried = [r for r in records if r["retried"]]
     assert len(retried) == 5 and len(records) == first.calls  # every round measured is journaled
-    second = CountingTarget()
+    second = CountingTarget(round_rule="fastest")
     result = campaign(second, out, samples=5).run()
     assert second.calls == n_items * FAST.rounds - (len(records) - len(retried))
     assert all(r["rounds"] == FAST.rounds for r in result.table.rows)

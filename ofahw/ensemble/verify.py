@@ -16,7 +16,7 @@ from ofahw._io import atomic_write_text
 from ofahw.errors import UserError
 from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import latency_fidelity
-from ofahw.measure import Measurement, Target, best_round, measure_in_rounds
+from ofahw.measure import Measurement, Target, keep_rounds, measure_in_rounds
 from ofahw.space import Space
 
 
@@ -91,4 +91,4 @@ def _group(shares: dict[Target, list[str]], mode: str, artifacts, pool) -> dict[
         return target.measure_group(share, mode, protocol) if len(share) > 1 else target.measure(share[0], protocol)
 
     rounds = [list(pool.map(once, list(shares))) for _ in range(max(t.protocol.for_network().rounds for t in shares))]
-    return {t: best_round([r[i] for r in rounds], t.protocol.statistic, t.protocol.round_rule) for i, t in enumerate(shares)}
+    return {t: keep_rounds([(t, r[i]) for r in rounds], t.protocol.statistic, t.protocol.round_rule)[t] for i, t in enumerate(shares)}

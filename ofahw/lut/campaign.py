@@ -29,7 +29,7 @@ from ofahw.export import (
 )
 from ofahw.lut.predictors import fit_predictor
 from ofahw.lut.table import COLUMNS, LatencyTable, json_path
-from ofahw.measure import Measurement, Protocol, Target, best_round
+from ofahw.measure import Measurement, Protocol, Target, keep_rounds
 from ofahw.space import Part, Space, part_cost
 
 MIN_SAMPLES = 5
@@ -122,14 +122,14 @@ class Campaign:
                 "choose another --out, or pass --fresh to replace it"
             )
 
-    def _previous(self) -> tuple[dict[tuple[str, str], dict], dict[tuple[str, str], list[dict]], dict[tuple[str, str], dict]]:
-        """Finished rows of an existing LUT, and the rounds and energy measurements recorded in the
-        journal, by (kind, key)."""
+    def _previous(self) -> tuple[dict[tuple[str, str], dict], list[tuple[tuple[str, str], dict]], dict[tuple[str, str], dict]]:
+        """Finished rows of an existing LUT by (kind, key); the rounds recorded in the journal as
+        ((kind, key), record) in the order measured; and its energy measurements by (kind, key)."""
         rows: dict[tuple[str, str], dict] = {}
-        rounds: dict[tuple[str, str], list[dict]] = {}
+        sequence: list[tuple[tuple[str, str], dict]] = []
         energies: dict[tuple[str, str], dict] = {}
         if self.fresh:
-            return rows, rounds, energies
+            return rows, sequence, energies
         if self.out.exists():
             table = LatencyTable.read(self.out)
             self._check_compatible({"space": table.space_name, "statistic": table.meta.get("statistic"),
@@ -152,8 +152,8 @@ class Campaign:
                 if "energy" in record:
                     energies[(record["kind"], record["key"])] = record["energy"]
                 else:
-                    rounds.setdefault((record["kind"], record["key"]), []).append(record)
-        return rows, rounds, energies
+                    sequence.append(((record["kind"], record["key"]), record))
+        return rows, sequence, energies
 
     # -- plan --------------------------------------------------------------------------------
     def plan(self) -> list[Item]:
@@ -186,14 +186,13 @@ class Campaign:
             return part_artifact(item.part, self.cache, self.batch)
         return network_artifact(self.space, item.config, self.cache, self.batch)
 
-    def _row(self, item: Item, records: list[dict], energy: dict | None = None) -> dict:
-        """One LUT row from every round measured of an item, retried ones too: the round the
-        protocol's round rule keeps (the fastest by default), with the spread of all (and its energy
-        per inference, where measured). ``rounds`` counts the rounds asked for, ``attempts`` every
-        round measured."""
+    def _row(self, item: Item, records: list[dict], best: Measurement, energy: dict | None = None) -> dict:
+        """One LUT row from every round measured of an item, retried ones too, and ``best``, the round
+        the protocol's round rule keeps of them (:func:`ofahw.measure.keep_rounds`), with the spread of
+        all (and its energy per inference, where measured). ``rounds`` counts the rounds asked for,
+        ``attempts`` every round measured."""
         stat = self.target.protocol.statistic
         measurements = [Measurement.from_dict(r["m"]) for r in records]
-        best = best_round(measurements, stat, self.target.protocol.round_rule)
         flops, params = (np.array(part_cost(item.part)) / 1e6) if item.kind == "block" else (
             self.space.flops(item.config), self.space.params(item.config))
         return {
@@ -223,16 +222,21 @@ class Campaign:
 
     def run(self) -> ProfileResult:
         start = time.monotonic()
-        rows, rounds, energies = self._previous()
+        rows, sequence, energies = self._previous()
+        rounds: dict[tuple[str, str], list[dict]] = {}
+        for key, record in sequence:
+            rounds.setdefault(key, []).append(record)
         todo = [i for i in self.plan() if (i.kind, i.key) not in rows]
         reused_rounds = sum(len(rounds.get((i.kind, i.key), [])) for i in todo)
         if not todo and self.out.exists() and not self.journal.exists():
             self.log(f"{self.out} already holds every item asked for; nothing to measure")
             return ProfileResult(LatencyTable.read(self.out), self.out, 0, len(rows))
         self._make_ahead(todo)
-        rng = np.random.default_rng(self.seed + 1)
         # Round k of every item runs in the k-th part of the campaign, in random order, so an item's
-        # rounds lie far apart in time and a slow drift of the machine biases no kind of item.
+        # rounds lie far apart in time and a slow drift of the machine biases no kind of item. A resumed
+        # run draws other orders than the run before it: repeating them would put an item's rounds the
+        # same time apart as every other item's, where a drift of the machine looks like the items' own.
+        rng = np.random.default_rng(self.seed + 1 + len(sequence))
         queue: list[tuple[Item, int]] = []
         for k in range(max(self._protocol(i).rounds for i in todo) if todo else 0):
             pending = [i for i in todo if _done(rounds.get((i.kind, i.key), [])) <= k < self._protocol(i).rounds]
@@ -272,11 +276,14 @@ class Campaign:
                     journal.flush()
                     os.fsync(journal.fileno())
                     rounds.setdefault((item.kind, item.key), []).append(record)
+                    sequence.append(((item.kind, item.key), record))
             bar.close()
             if self.energy is not None:
                 self._measure_energy(todo, energies, journal)
             device = {**device, **self.target.where_measured()}
-        new_rows = [self._row(i, rounds[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
+        protocol = self.target.protocol
+        kept = keep_rounds([(key, Measurement.from_dict(r["m"])) for key, r in sequence], protocol.statistic, protocol.round_rule)
+        new_rows = [self._row(i, rounds[(i.kind, i.key)], kept[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
         wall = time.monotonic() - start
         table = self._finish(list(rows.values()) + new_rows, device, wall, timed, len(new_rows), reused_rounds)

@@ -6,32 +6,43 @@ from __future__ import annotations
 import numpy as np
 
 from ofahw.export import Artifact, OnnxCache, export_ahead, network_artifact, network_job
-from ofahw.measure.protocol import Measurement, Protocol, best_round
+from ofahw.measure.kept import keep_rounds
+from ofahw.measure.protocol import Measurement, Protocol
 from ofahw.measure.target import Target
 
 
-def measure_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
-                   progress: bool = False) -> list[list[Measurement]]:
-    """Every round of each artifact: ``protocol.rounds`` rounds, each over all artifacts in a new
-    random order. ``target`` must be open."""
+def measure_sequence(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
+                     progress: bool = False) -> list[tuple[int, Measurement]]:
+    """Every round of the artifacts as ``(artifact index, measurement)`` in the order measured:
+    ``protocol.rounds`` rounds, each over all artifacts in a new random order. ``target`` must be open."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
-    rounds: list[list[Measurement]] = [[] for _ in artifacts]
+    sequence: list[tuple[int, Measurement]] = []
     with tqdm(total=protocol.rounds * len(artifacts), desc=f"measure {target.name}", unit="round", disable=not progress,
               dynamic_ncols=True, leave=False) as bar:
         for _ in range(protocol.rounds):
             for i in rng.permutation(len(artifacts)):
-                rounds[i].append(target.measure(artifacts[i], protocol))
+                sequence.append((int(i), target.measure(artifacts[i], protocol)))
                 bar.update(1)
+    return sequence
+
+
+def measure_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
+                   progress: bool = False) -> list[list[Measurement]]:
+    """Every round of each artifact (:func:`measure_sequence`), by artifact. ``target`` must be open."""
+    rounds: list[list[Measurement]] = [[] for _ in artifacts]
+    for i, m in measure_sequence(target, artifacts, protocol, seed, progress):
+        rounds[i].append(m)
     return rounds
 
 
 def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Protocol, seed: int = 0,
                       progress: bool = False) -> list[Measurement]:
-    """Each artifact measured in rounds (:func:`measure_rounds`): the round the protocol's round rule
-    keeps, carrying the spread of its rounds (:func:`best_round`). ``target`` must be open."""
-    return [best_round(r, protocol.statistic, protocol.round_rule) for r in measure_rounds(target, artifacts, protocol, seed, progress)]
+    """Each artifact measured in rounds (:func:`measure_sequence`): the round the protocol's round rule
+    keeps, carrying the spread of its rounds (:func:`ofahw.measure.kept.keep_rounds`). ``target`` must be open."""
+    kept = keep_rounds(measure_sequence(target, artifacts, protocol, seed, progress), protocol.statistic, protocol.round_rule)
+    return [kept[i] for i in range(len(artifacts))]
 
 
 def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,

@@ -5,6 +5,7 @@ agree (uneven drift); the old version is kept in the history folder."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import fcntl
 import os
@@ -78,6 +79,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
     with lut_lock(csv_path):
         table = LatencyTable.read(csv_path)
         check_target(table, target, csv_path)
+        target = _keeping_rounds_as(target, table)
         space = get_space(table.space_name)
         rows = {r["key"]: r for r in table.networks}
         sentinels = [rows[k] for k in table.sentinels if k in rows]
@@ -116,6 +118,16 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
         with open(history / "checks.jsonl", "a", encoding="utf-8") as fh:
             fh.write(strict_json(record) + "\n")
         return record
+
+
+def _keeping_rounds_as(target: Target, table: LatencyTable) -> Target:
+    """``target`` keeping the round the rule ``table`` was measured with keeps: a LUT measured under
+    an earlier default rule is checked and re-profiled by its own, as a LUT never mixes rules."""
+    if target.protocol.round_rule == table.round_rule:
+        return target
+    same = copy.copy(target)
+    same.protocol = replace(target.protocol, round_rule=table.round_rule)
+    return same
 
 
 def _keep_version(csv_path: Path, table: LatencyTable) -> int:

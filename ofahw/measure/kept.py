@@ -1,0 +1,70 @@
+"""The round each item keeps of a run of measurements, by the protocol's round rule.
+
+``drift-corrected`` first divides every round by the machine's speed at the time it was measured,
+estimated from the rounds of other items measured just before and after it, then keeps each
+item's median round. Why: on this shared 2-core VM the machine's speed wanders over seconds, and
+the items measured in the same few seconds move together (their rounds' p10 correlated 0.3-0.8
+across rounds); a fastest round still carries whatever spell its few rounds fell in. Measured on
+50 fresh OpenVINO fp32 subnets in two processes, 5 rounds each (scripts/bench_round_rule.py), the
+processes' Kendall tau went from 0.936 (fastest round) to 0.953, and their median disagreement
+from 1.29% to 0.72% with the processes' speed ratio divided out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from ofahw.measure.protocol import Measurement, best_round
+
+SPEED_NEIGHBOURS = 8  # rounds measured just before, and as many after, that give the machine's speed at a round
+SPEED_ITERATIONS = 6
+QUIET_QUANTILE = 0.1  # corrected values are at the machine's speed in the quietest tenth of the run
+MIN_ITEMS = 3  # fewer distinct items measured together cannot tell the machine's speed from the item's own
+
+
+def machine_speed(items: Sequence[Hashable], values: Sequence[float]) -> np.ndarray:
+    """How slow the machine ran at each of a run's measurements (``items[k]`` measured ``values[k]``,
+    in the order measured), as a factor of its speed in the quietest tenth of the run: each item's
+    level and the machine's speed are estimated in turn, the speed at a measurement being the median
+    of its neighbours' departures from their items' levels. All ones where too few items were measured."""
+    keys = list(items)
+    log_values = np.log(np.asarray(values, dtype=float))
+    index: dict[Hashable, int] = {}
+    ids = np.array([index.setdefault(k, len(index)) for k in keys], dtype=int)
+    n_items = len(index)
+    if n_items < MIN_ITEMS or len(keys) < 2 * SPEED_NEIGHBOURS + 1:
+        return np.ones(len(keys))
+    level = np.array([log_values[ids == i].min() for i in range(n_items)])
+    speed = np.zeros(len(keys))
+    for _ in range(SPEED_ITERATIONS):
+        departure = log_values - level[ids]
+        speed = np.array([np.median(np.r_[departure[max(0, k - SPEED_NEIGHBOURS):k], departure[k + 1:k + 1 + SPEED_NEIGHBOURS]])
+                          for k in range(len(keys))])
+        level = np.array([np.median(log_values[ids == i] - speed[ids == i]) for i in range(n_items)])
+    return np.exp(speed - np.quantile(speed, QUIET_QUANTILE))
+
+
+def scaled(m: Measurement, factor: float) -> Measurement:
+    """``m``'s times divided by ``factor`` (its device time spent stays as it was)."""
+    return replace(m, **{s: getattr(m, s) / factor for s in ("min", "p10", "median", "mean", "std", "p90", "p99")})
+
+
+def keep_rounds(sequence: Sequence[tuple[Hashable, Measurement]], statistic: str, rule: str) -> dict[Hashable, Measurement]:
+    """Item → the round it keeps of ``sequence`` (every round of a run, ``(item, measurement)`` in the
+    order measured) under round rule ``rule``, carrying the spread of its rounds as measured
+    (:func:`best_round`). ``drift-corrected``: the median of its rounds each divided by
+    :func:`machine_speed` at its time; with fewer than three items measured together, the median round."""
+    rounds: dict[Hashable, list[Measurement]] = {}
+    for key, m in sequence:
+        rounds.setdefault(key, []).append(m)
+    if rule != "drift-corrected":
+        return {key: best_round(r, statistic, rule) for key, r in rounds.items()}
+    corrected: dict[Hashable, list[Measurement]] = {}
+    factors = machine_speed([k for k, _ in sequence], [m.value(statistic) for _, m in sequence])
+    for (key, m), factor in zip(sequence, factors, strict=True):
+        corrected.setdefault(key, []).append(scaled(m, float(factor)))
+    return {key: replace(best_round(corrected[key], statistic, "median"), round_spread=best_round(r, statistic).round_spread)
+            for key, r in rounds.items()}
