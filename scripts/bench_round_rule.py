@@ -155,7 +155,8 @@ def print_rounds_curve(processes: list[Sequence], stat: str, rule: str) -> None:
     """Agreement between processes 1 and 2 keeping the round ``rule`` keeps of each subnet's first k rounds, k = 1..N."""
     first, second = processes[0], processes[1]
     n = min(min(Counter(i for i, _ in p).values()) for p in (first, second))
-    print(f"rounds curve, processes 1/2 (the {rule} of each subnet's first k rounds, {stat}; device time: the k rounds' "
+    label = {"fastest": "fastest round", "drift-corrected": "drift-corrected median"}.get(rule, f"{rule} round")
+    print(f"rounds curve, processes 1/2 (the {label} of each subnet's first k rounds, {stat}; device time: the k rounds' "
           "warm-up and timed runs per subnet, mean of both processes):")
     for k in range(1, n + 1):
         a, b = (by_rule(rule)(first_rounds(p, k), stat) for p in (first, second))

@@ -5,9 +5,10 @@ estimated from the rounds of other items measured just before and after it, then
 item's median round. Why: on this shared 2-core VM the machine's speed wanders over seconds, and
 the items measured in the same few seconds move together (their rounds' p10 correlated 0.3-0.8
 across rounds); a fastest round still carries whatever spell its few rounds fell in. Measured on
-50 fresh OpenVINO fp32 subnets in two processes, 5 rounds each (scripts/bench_round_rule.py), the
-processes' Kendall tau went from 0.936 (fastest round) to 0.953, and their median disagreement
-from 1.29% to 0.72% with the processes' speed ratio divided out.
+50 fresh w1.2 subnets in two processes, 5 rounds each (scripts/bench_round_rule.py), the processes'
+Kendall tau went from 0.907 (fastest round) to 0.943 on OpenVINO fp32 in a noisy hour and from
+0.953 to 0.959 on onnxruntime fp32 in a quieter one; their disagreement (MAPE, speed ratio divided
+out) from 2.59% to 1.39% and from 1.14% to 0.92%.
 """
 
 from __future__ import annotations
