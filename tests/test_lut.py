@@ -138,6 +138,8 @@ def test_resolution_sum_fits_one_line_per_resolution():
     assert np.isclose(one.coef_[0], 0.95) and one.coef_[1] != 0.80
     with pytest.raises(LutError, match="do not fit"):
         LutLatencyRegressor.from_dict(fitted.to_dict(), n_features=5, n_resolutions=3)
+    with pytest.raises(LutError, match="without the resolutions it was fitted at"):
+        LutLatencyRegressor.from_dict(fitted.to_dict(), n_features=3)
     with pytest.raises(ValueError, match="resolution columns"):
         LutLatencyRegressor(model="resolution-sum").fit(X[:, :3], y)
 

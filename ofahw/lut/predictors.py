@@ -155,8 +155,9 @@ class LutLatencyRegressor(RegressorMixin, BaseEstimator):
             est.intercept_ = float(data["intercept"])
         except (KeyError, TypeError, ValueError) as exc:
             raise LutError(f"LUT predictor parameters are malformed: {exc}") from None
-        expected = {"calibrated-sum": 1, "grouped-linear": n_features - n_resolutions,
-                    "resolution-sum": 2 * n_resolutions if n_resolutions else -1}
+        if est.model == "resolution-sum" and not n_resolutions:
+            raise LutError("LUT predictor resolution-sum is stored without the resolutions it was fitted at")
+        expected = {"calibrated-sum": 1, "grouped-linear": n_features - n_resolutions, "resolution-sum": 2 * n_resolutions}
         if est.model not in MODELS or len(est.coef_) != expected[est.model]:
             raise LutError("LUT predictor parameters do not fit its feature groups")
         est.n_features_in_ = n_features
