@@ -73,6 +73,14 @@ def _open_tries(records: list[dict]) -> list[int]:
     return sorted((a + 1 for a, n in retried.items() for _ in range(n - tries[a + 1])), reverse=True)
 
 
+def _by_item(sequence: list[tuple[tuple[str, str], dict]]) -> dict[tuple[str, str], list[dict]]:
+    """The journal records of ``sequence`` by (kind, key), each item's in the order measured."""
+    rounds: dict[tuple[str, str], list[dict]] = {}
+    for key, record in sequence:
+        rounds.setdefault(key, []).append(record)
+    return rounds
+
+
 def journal_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.name + ".journal")
 
@@ -223,9 +231,7 @@ class Campaign:
     def run(self) -> ProfileResult:
         start = time.monotonic()
         rows, sequence, energies = self._previous()
-        rounds: dict[tuple[str, str], list[dict]] = {}
-        for key, record in sequence:
-            rounds.setdefault(key, []).append(record)
+        rounds = _by_item(sequence)
         todo = [i for i in self.plan() if (i.kind, i.key) not in rows]
         reused_rounds = sum(len(rounds.get((i.kind, i.key), [])) for i in todo)
         if not todo and self.out.exists() and not self.journal.exists():
@@ -275,13 +281,12 @@ class Campaign:
                     journal.write(json.dumps(record) + "\n")
                     journal.flush()
                     os.fsync(journal.fileno())
-                    rounds.setdefault((item.kind, item.key), []).append(record)
                     sequence.append(((item.kind, item.key), record))
             bar.close()
             if self.energy is not None:
                 self._measure_energy(todo, energies, journal)
             device = {**device, **self.target.where_measured()}
-        protocol = self.target.protocol
+        rounds, protocol = _by_item(sequence), self.target.protocol
         kept = keep_rounds([(key, Measurement.from_dict(r["m"])) for key, r in sequence], protocol.statistic, protocol.round_rule)
         new_rows = [self._row(i, rounds[(i.kind, i.key)], kept[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
