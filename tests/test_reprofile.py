@@ -113,17 +113,16 @@ def test_uneven_drift_reprofiles_reusing_the_blocks_that_still_agree(lut):
     assert (history_dir(lut) / "v1.csv").exists() and not list(history_dir(lut).glob("reprofile-*"))
 
 
-def test_a_lut_of_the_earlier_round_rule_is_checked_and_reprofiled_by_it(lut):
-    """A LUT measured before rounds were drift-corrected (no round_rule: the fastest round) is judged
-    and re-profiled keeping the fastest round, not refused as another rule or mixed with it."""
+def test_a_lut_of_another_round_rule_is_checked_and_reprofiled_by_it(lut):
+    """A LUT measured while rounds were drift-corrected by default is judged and re-profiled by that
+    rule, not refused as another rule or mixed with the fastest round the target keeps now."""
     table = LatencyTable.read(lut)
-    table.meta["protocol"].pop("round_rule")
+    table.meta["protocol"]["round_rule"] = "drift-corrected"
     table.write(lut)
-    assert LatencyTable.read(lut).round_rule == "fastest"
     target = stand_in(lut, {k: 1.6 for k in table.meta["sentinels"][::2]} | {k: 2.0 for k in sorted(table.blocks)[::7]})
     record = reprofile(lut, target, confirm_after_s=0)
     assert record["verdict"] == NON_UNIFORM and record["action"]["event"] == "re-profiled"
-    assert LatencyTable.read(lut).round_rule == "fastest" and target.protocol.round_rule == "drift-corrected"
+    assert LatencyTable.read(lut).round_rule == "drift-corrected" and target.protocol.round_rule == "fastest"
 
 
 def check_when_steady(lut, target, attempts: int = 5, pause_s: float = 3.0, **kwargs) -> dict:

@@ -287,7 +287,9 @@ class Campaign:
                 self._measure_energy(todo, energies, journal)
             device = {**device, **self.target.where_measured()}
         rounds, protocol = _by_item(sequence), self.target.protocol
-        kept = keep_rounds([(key, Measurement.from_dict(r["m"])) for key, r in sequence], protocol.statistic, protocol.round_rule)
+        # (kind, key): a slow spell slows a whole network far more than a block (ofahw.measure.kept)
+        kept = keep_rounds([(key, Measurement.from_dict(r["m"])) for key, r in sequence], protocol.statistic, protocol.round_rule,
+                           speed_group=lambda item: item[0])
         new_rows = [self._row(i, rounds[(i.kind, i.key)], kept[(i.kind, i.key)], energies.get((i.kind, i.key))) for i in todo]
         unsettled = [r["key"] for r in new_rows if not r["settled"]]
         wall = time.monotonic() - start

@@ -27,11 +27,11 @@ class Protocol:
     minimum count, without which neither its low percentiles nor the gate mean anything. A profiling
     campaign measures each item in ``rounds`` rounds spread over the whole campaign: a shared machine
     has slow spells lasting seconds (another tenant, a throttled clock) that no single round can see
-    from inside. By default (``round_rule: drift-corrected``) every round is divided by the machine's
-    speed at its time, told by the other items measured around it, and each item keeps its median
-    corrected round (:mod:`ofahw.measure.kept`). ``round_rule: fastest`` keeps the fastest round as
-    measured (the rule before); ``median`` the median round, for devices whose rare outlier rounds
-    are fast ones (a GPU: see :func:`best_round`).
+    from inside. By default (``round_rule: fastest``) an item keeps its fastest round as measured;
+    ``drift-corrected`` divides every round by the machine's speed at its time, told by the other
+    items of its kind measured around it, and keeps the median corrected round (:mod:`ofahw.measure.kept`,
+    which says why it is not the default); ``median`` keeps the median round, for devices whose rare
+    outlier rounds are fast ones (a GPU: see :func:`best_round`).
 
     Whole networks are the ground truth a LUT is calibrated and judged on, and the longer a round
     lasts the likelier a slow spell falls into it, so networks get their own (more) rounds and
@@ -55,7 +55,7 @@ class Protocol:
     rounds: int = 3
     network_rounds: int = 5
     retries: int = 2  # extra attempts for a round that never settled
-    round_rule: str = "drift-corrected"  # the round an item keeps: one of ROUND_RULES (ofahw.measure.kept.keep_rounds)
+    round_rule: str = "fastest"  # the round an item keeps: one of ROUND_RULES (ofahw.measure.kept.keep_rounds)
 
     def __post_init__(self):
         if self.statistic not in STATISTICS:

@@ -122,7 +122,7 @@ def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after
 
 def _keeping_rounds_as(target: Target, table: LatencyTable) -> Target:
     """``target`` keeping the round the rule ``table`` was measured with keeps: a LUT measured under
-    an earlier default rule is checked and re-profiled by its own, as a LUT never mixes rules."""
+    another rule (an earlier default) is checked and re-profiled by its own, as a LUT never mixes rules."""
     if target.protocol.round_rule == table.round_rule:
         return target
     same = copy.copy(target)
