@@ -15,6 +15,7 @@ at batch 1 and 8): held-out >= 99% within ±10%, >= 90% within ±5%, Kendall tau
     python3 scripts/bench_profile.py --target openvino-int8 --batch 8 --out runs/bench-profile/openvino-int8-b8.csv
     python3 scripts/bench_profile.py --target targets/gpu-torch.yaml --resolutions 224 --out DIR/gpu.csv --report-only
     python3 scripts/bench_profile.py --target targets/gpu-torch.yaml --resolutions 224 --energy   # NVML: energy LUT too
+    python3 scripts/bench_profile.py --target openvino --record   # every held-out round kept, in the order measured
 """
 
 from __future__ import annotations
@@ -32,16 +33,25 @@ from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import chosen_scores
 from ofahw.fidelity import latency_fidelity as fidelity
 from ofahw.lut.campaign import Campaign
-from ofahw.measure import load_target, measure_subnets
+from ofahw.measure import keep_rounds, load_target, measure_sequence, subnet_artifacts
 from ofahw.predict import LutLatencyModel
 from ofahw.space import get_space
 
 
-def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, batch: int, energy: dict | None = None) -> list[dict]:
-    """Each config's best round (the network protocol) and, with ``energy`` (sensor settings), its energy per inference."""
+def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, batch: int, energy: dict | None = None,
+            record: Path | None = None) -> list[dict]:
+    """Each config's kept round (the network protocol, the target's round rule) and, with ``energy``
+    (sensor settings), its energy per inference; with ``record``, every round measured is written
+    there in the order measured (``[config index, measurement]``), so that rules can be compared offline."""
     space, target = get_space(space_name), load_target(target_spec)
+    protocol = target.protocol.for_network()
     with target:
-        best = [m.to_dict() for m in measure_subnets(target, space, configs, batch, seed, progress=True)]
+        artifacts = subnet_artifacts(target, space, configs, batch, progress=True)
+        sequence = measure_sequence(target, artifacts, protocol, seed, progress=True)
+        if record is not None:
+            record.write_text(json.dumps([[i, m.to_dict()] for i, m in sequence]))
+        kept = keep_rounds(sequence, protocol.statistic, protocol.round_rule)
+        best = [kept[i].to_dict() for i in range(len(configs))]
         if energy is not None:
             cache = OnnxCache()
             for m, config in zip(best, configs, strict=True):
@@ -63,12 +73,16 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the LUT at --out instead of profiling again")
     parser.add_argument("--report-only", action="store_true",
                         help="print the figures from the LUT at --out and the held-out file beside it, measuring nothing")
+    parser.add_argument("--record", action="store_true", help="write every held-out round in the order measured beside "
+                        "the held-out file (NAME-rounds-first.json, NAME-rounds-second.json: [subnet index, measurement]; "
+                        "the sentinels follow the held-out subnets), to compare round rules offline")
     parser.add_argument("--remeasure", help=argparse.SUPPRESS)  # internal: the second process
     args = parser.parse_args()
     if args.remeasure:
         job = json.loads(Path(args.remeasure).read_text())
+        record = Path(job["record"]) if job.get("record") else None
         Path(args.remeasure).write_text(json.dumps({**job, "result": measure(job["space"], job["target"], job["configs"], 7,
-                                                                              job["batch"], job.get("energy"))}))
+                                                                              job["batch"], job.get("energy"), record)}))
         return
 
     space, target = get_space(args.space), load_target(args.target)
@@ -97,12 +111,14 @@ def profile_and_hold_out(args, space, target, resolutions: list[int], heldout_fi
     measured_configs = held_out + sentinels
     print(f"[2/3] measuring {len(held_out)} held-out random subnets and the LUT's {len(sentinels)} sentinels in this process",
           flush=True)
-    first = measure(space.name, args.target, measured_configs, seed=3, batch=args.batch, energy=energy)
+    recorded = {p: Path(args.out).with_name(f"{Path(args.out).stem}-rounds-{p}.json") if args.record else None
+                for p in ("first", "second")}
+    first = measure(space.name, args.target, measured_configs, seed=3, batch=args.batch, energy=energy, record=recorded["first"])
 
     print("[3/3] measuring them again in a second process", flush=True)
     job = Path(args.out).with_name(Path(args.out).stem + "-remeasure.json")
     job.write_text(json.dumps({"space": space.name, "target": args.target, "configs": measured_configs, "batch": args.batch,
-                               "energy": energy}))
+                               "energy": energy, "record": str(recorded["second"]) if args.record else None}))
     subprocess.run([sys.executable, __file__, "--remeasure", str(job)], check=True)
     second = json.loads(job.read_text())["result"]
     n = len(held_out)

@@ -45,13 +45,19 @@ def measure_in_rounds(target: Target, artifacts: list[Artifact], protocol: Proto
     return [kept[i] for i in range(len(artifacts))]
 
 
-def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,
-                    progress: bool = False) -> list[Measurement]:
-    """Whole subnets ``configs`` of ``space`` at ``batch`` images a run, measured in rounds with the
-    target's network protocol (exported first where the cache lacks them, in parallel processes where
-    many do: :func:`ofahw.export.export_ahead`). ``target`` must be open."""
+def subnet_artifacts(target: Target, space, configs: list[dict], batch: int = 1, progress: bool = False) -> list[Artifact]:
+    """The models of whole subnets ``configs`` of ``space`` at ``batch`` images a run, as ``target``
+    measures them: exported first where the cache lacks them, in parallel processes where many do
+    (:func:`ofahw.export.export_ahead`)."""
     cache = OnnxCache()
     jobs = [target.export_job(network_job(space, c, batch)) for c in configs]
     export_ahead([j for j in jobs if j is not None], cache, progress=progress, desc=f"export {target.name}")
-    artifacts = [network_artifact(space, c, cache, batch) for c in configs]
+    return [network_artifact(space, c, cache, batch) for c in configs]
+
+
+def measure_subnets(target: Target, space, configs: list[dict], batch: int = 1, seed: int = 0,
+                    progress: bool = False) -> list[Measurement]:
+    """Whole subnets ``configs`` of ``space`` at ``batch`` images a run (:func:`subnet_artifacts`),
+    measured in rounds with the target's network protocol. ``target`` must be open."""
+    artifacts = subnet_artifacts(target, space, configs, batch, progress)
     return measure_in_rounds(target, artifacts, target.protocol.for_network(), seed, progress)
