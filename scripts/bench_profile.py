@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ofahw.errors import Incomplete, UserError
-from ofahw.export import OnnxCache, network_artifact
 from ofahw.fidelity import chosen_scores
 from ofahw.fidelity import latency_fidelity as fidelity
 from ofahw.lut.campaign import Campaign
@@ -53,9 +52,8 @@ def measure(space_name: str, target_spec: str, configs: list[dict], seed: int, b
         kept = keep_rounds(sequence, protocol.statistic, protocol.round_rule)
         best = [kept[i].to_dict() for i in range(len(configs))]
         if energy is not None:
-            cache = OnnxCache()
-            for m, config in zip(best, configs, strict=True):
-                m["energy_mj"] = target.measure_energy(network_artifact(space, config, cache, batch), energy).mj
+            for m, artifact in zip(best, artifacts, strict=True):
+                m["energy_mj"] = target.measure_energy(artifact, energy).mj
     return best
 
 
