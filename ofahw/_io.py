@@ -1,8 +1,11 @@
-"""Atomic file writes, early checks that an output path can be written, and file hashes and use marks for caches."""
+"""Atomic file writes, early checks that an output path can be written, one writer of a file at a time, and file
+hashes and use marks for caches."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import functools
 import hashlib
 import json
@@ -30,6 +33,39 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError(f"cannot write {path}: permission denied")
     return path
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | os.PathLike, holder: str):
+    """While held, no other ofahw process writes ``path``: a second writer (a profile into the same LUT, a
+    reprofile of it) is refused with one line naming ``holder`` (what holds it, such as ``ofahw profile``),
+    not queued, since two campaigns on one device at once would also slow each other's measurements.
+    The lock is an exclusive ``flock`` on ``PATH.lock``, released by the system when its holder dies;
+    the file is removed on the way out."""
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot create the lock {lock}: {exc.strerror}") from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not lock.exists() or os.stat(lock).st_ino != os.fstat(fh.fileno()).st_ino:
+                raise BlockingIOError  # its holder removed it as we opened it: it was writing just now
+        except BlockingIOError:
+            fh.seek(0)
+            held_by = fh.read().strip() or "another ofahw process"
+            raise UserError(f"{held_by} is writing {path} now (lock {lock}); wait for it to finish or write "
+                            "elsewhere") from None
+        fh.truncate(0)
+        fh.write(f"{holder} (pid {os.getpid()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # while still held, so no one can take a lock file on its way out
 
 
 def refuse_overwriting(outputs, inputs) -> None:

@@ -1,13 +1,16 @@
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target
+from conftest import FAST, RESOLUTION, SPACE, fast_cpu_target, fast_target_file
 
-from ofahw.errors import Incomplete, LutError
+from ofahw.cli.main import main
+from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import ExportError
 from ofahw.lut import LatencyTable
 from ofahw.lut.campaign import Campaign, journal_path
@@ -108,6 +111,35 @@ def test_interrupt_leaves_an_existing_lut_untouched(profiled_lut, tmp_path):
         Campaign(get_space(SPACE), target, out, [RESOLUTION, 132], samples=8, progress=False, log=lambda m: None).run()
     assert (out.read_bytes(), out.with_suffix(".json").read_bytes()) == before
     assert len(journal_path(out).read_text().splitlines()) == 4
+
+
+HOLD_LOCK = ("import sys, time\nfrom ofahw._io import writer_lock\nwith writer_lock(sys.argv[1], 'a campaign on target cpu'):\n"
+             "    print('held', flush=True)\n    time.sleep(120)\n")
+
+
+def test_a_second_writer_of_one_lut_is_refused_and_the_first_loses_nothing(tmp_path, capsys):
+    """Two campaigns into one LUT at once would each plan and measure every item (slowing each other's
+    measurements), and a --fresh one would clear the other's journal: the second is refused in one line."""
+    out = tmp_path / "cpu.csv"
+    with pytest.raises(KeyboardInterrupt):
+        campaign(CountingTarget(interrupt_after=3), out).run()
+    journal = journal_path(out).read_text()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"^a campaign on target cpu \(pid {holder.pid}\) is writing .*cpu.csv now"):
+            campaign(CountingTarget(), out, fresh=True).run()
+        code = main(["profile", "--target", str(fast_target_file(tmp_path, "cpu")), "--space", SPACE, "--resolutions",
+                     str(RESOLUTION), "--samples", "6", "--out", str(out), "--fresh"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.count("\n") == 0 and f"(pid {holder.pid}) is writing {out} now" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert journal_path(out).read_text() == journal and not out.exists()
+    # the holder died holding it: its lock file stays, its lock does not
+    result = campaign(CountingTarget(), out).run()
+    assert result.reused_rounds == 3 and out.exists() and not out.with_name("cpu.csv.lock").exists()
 
 
 def test_budget_stops_with_progress_saved(tmp_path):

@@ -211,7 +211,7 @@ def test_cli_exit_codes_and_lock(lut, tmp_path, capsys, monkeypatch):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         assert main(["reprofile", "--lut", str(lut), "--target", str(target)]) == 2
         assert lock.exists()  # the holder's, left alone
-    assert "another reprofile" in capsys.readouterr().err
+    assert f"another ofahw process is writing {lut} now" in capsys.readouterr().err
 
 
 def test_a_settings_change_is_refused_not_judged(lut, tmp_path, capsys):

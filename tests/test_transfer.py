@@ -7,6 +7,7 @@ import pytest
 from conftest import FAST, RESOLUTION, SPACE, copy_lut, fast_cpu_target, fast_target_file
 from test_campaign import CountingTarget
 
+from ofahw._io import writer_lock
 from ofahw.cli.main import main
 from ofahw.errors import LutError, UserError
 from ofahw.lut import LatencyTable
@@ -182,6 +183,19 @@ def test_an_interrupted_transfer_resumes_without_measuring_twice(profiled_lut, t
     result = transfer(second, out, [profiled_lut], samples=6).run()
     probes = len(probe_blocks(get_space(SPACE), [RESOLUTION]))
     assert first.calls + second.calls == 6 * FAST.network_rounds + probes * PROBE_ROUNDS and len(result.table.networks) == 6
+
+
+def test_a_transfer_holds_its_lut_across_its_steps(profiled_lut, tmp_path):
+    out, steps = tmp_path / "new.csv", []
+
+    def on_step(result):
+        with pytest.raises(UserError, match=r"^a campaign on target cpu \(pid \d+\) is writing .*new.csv now"):
+            with writer_lock(out, "another writer"):
+                pass
+        steps.append(result.table.meta["transfer"]["measured_networks"])
+
+    transfer(fast_cpu_target(), out, [profiled_lut], samples=10, step=5, on_step=on_step, probe=False).run()
+    assert steps == [5, 10] and not out.with_name("new.csv.lock").exists()
 
 
 def test_a_rerun_measures_the_probes_a_transfer_without_them_only_derived(profiled_lut, tmp_path):

@@ -3,6 +3,7 @@ whole-network samples, measured on one target, resumable, then turned into a LUT
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import check_writable
+from ofahw._io import check_writable, writer_lock
 from ofahw.errors import Incomplete, LutError, UserError
 from ofahw.export import (
     Artifact,
@@ -114,6 +115,7 @@ class Campaign:
         self.cache = cache or OnnxCache()
         self.fresh, self.progress, self.log, self.position = fresh, progress, log, position
         self.journal = journal_path(self.out)
+        self._writing = False
 
     # -- what identifies comparable measurements ---------------------------------------------
     def _header(self) -> dict:
@@ -228,7 +230,25 @@ class Campaign:
     def _protocol(self, item: Item) -> Protocol:
         return self.target.protocol.for_network() if item.kind == "network" else self.target.protocol
 
+    @contextlib.contextmanager
+    def writing(self):
+        """This campaign alone writes its LUT and journal (:func:`~ofahw._io.writer_lock`), held across
+        every step of a campaign that runs in steps."""
+        if self._writing:
+            yield
+            return
+        with writer_lock(self.out, f"a campaign on target {self.target.name}"):
+            self._writing = True
+            try:
+                yield
+            finally:
+                self._writing = False
+
     def run(self) -> ProfileResult:
+        with self.writing():
+            return self._run()
+
+    def _run(self) -> ProfileResult:
         start = time.monotonic()
         rows, sequence, energies = self._previous()
         rounds = _by_item(sequence)

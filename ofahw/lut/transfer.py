@@ -341,6 +341,10 @@ class TransferCampaign(Campaign):
         self.proxies: dict[str, float] = {}
 
     def run(self) -> ProfileResult:
+        with self.writing():
+            return self._run_steps()
+
+    def _run_steps(self) -> ProfileResult:
         steps, poor, result, until = [], [], None, self.until
         totals = {"measured": 0, "reused_rounds": 0, "wall_s": 0.0, "timed_s": 0.0}
         for n in range(min(self.step, self.bound), self.bound + self.step, self.step):

@@ -4,11 +4,8 @@ agree (uneven drift); the old version is kept in the history folder."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
-import fcntl
-import os
 import shutil
 import time
 from dataclasses import replace
@@ -16,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ofahw._io import strict_json
+from ofahw._io import strict_json, writer_lock
 from ofahw.errors import LutError, UserError
 from ofahw.export import OnnxCache, network_artifact, part_artifact
 from ofahw.lut import LatencyTable, check_runtime, check_target, json_path
@@ -43,27 +40,12 @@ def history_dir(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".history")
 
 
-@contextlib.contextmanager
 def lut_lock(csv_path: Path):
-    """One reprofile of a LUT at a time: a second one is refused, not queued."""
+    """One writer of a LUT at a time: a reprofile while another runs, or while a campaign profiles into
+    the same LUT, is refused, not queued."""
     if not csv_path.is_file():
         raise LutError(f"LUT {csv_path} does not exist")
-    lock = csv_path.with_name(csv_path.name + ".lock")
-    try:
-        fh = open(lock, "a")
-    except OSError as exc:
-        raise UserError(f"cannot create the lock {lock}: {exc.strerror}") from None
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if not lock.exists() or os.stat(lock).st_ino != os.fstat(fh.fileno()).st_ino:
-                raise BlockingIOError  # its holder removed it as we opened it: another reprofile ran just now
-        except BlockingIOError:
-            raise UserError(f"another reprofile of {csv_path} is running (lock {lock})") from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)  # while still held, so no one can take a lock file on its way out
+    return writer_lock(csv_path, "ofahw reprofile")
 
 
 def reprofile(csv_path: str | Path, target: Target, seed: int = 0, confirm_after_s: float = 60.0, act: bool = True,
