@@ -38,7 +38,7 @@ def check_writable(path: str | os.PathLike) -> Path:
 @contextlib.contextmanager
 def writer_lock(path: str | os.PathLike, holder: str):
     """While held, no other ofahw process writes ``path``: a second writer (a profile into the same LUT, a
-    reprofile of it) is refused with one line naming ``holder`` (what holds it, such as ``ofahw profile``),
+    reprofile of it) is refused with one line naming ``holder`` (what holds it, such as ``ofahw reprofile``),
     not queued, since two campaigns on one device at once would also slow each other's measurements.
     The lock is an exclusive ``flock`` on ``PATH.lock``, released by the system when its holder dies;
     the file is removed on the way out."""
