@@ -3,7 +3,6 @@ whole-network samples, measured on one target, resumable, then turned into a LUT
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -115,7 +114,6 @@ class Campaign:
         self.cache = cache or OnnxCache()
         self.fresh, self.progress, self.log, self.position = fresh, progress, log, position
         self.journal = journal_path(self.out)
-        self._writing = False
 
     # -- what identifies comparable measurements ---------------------------------------------
     def _header(self) -> dict:
@@ -230,19 +228,9 @@ class Campaign:
     def _protocol(self, item: Item) -> Protocol:
         return self.target.protocol.for_network() if item.kind == "network" else self.target.protocol
 
-    @contextlib.contextmanager
     def writing(self):
-        """This campaign alone writes its LUT and journal (:func:`~ofahw._io.writer_lock`), held across
-        every step of a campaign that runs in steps."""
-        if self._writing:
-            yield
-            return
-        with writer_lock(self.out, f"a campaign on target {self.target.name}"):
-            self._writing = True
-            try:
-                yield
-            finally:
-                self._writing = False
+        """This campaign alone writes its LUT and journal while held (:func:`~ofahw._io.writer_lock`)."""
+        return writer_lock(self.out, f"a campaign on target {self.target.name}")
 
     def run(self) -> ProfileResult:
         with self.writing():

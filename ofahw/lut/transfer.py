@@ -341,7 +341,7 @@ class TransferCampaign(Campaign):
         self.proxies: dict[str, float] = {}
 
     def run(self) -> ProfileResult:
-        with self.writing():
+        with self.writing():  # held across the steps
             return self._run_steps()
 
     def _run_steps(self) -> ProfileResult:
@@ -349,7 +349,7 @@ class TransferCampaign(Campaign):
         totals = {"measured": 0, "reused_rounds": 0, "wall_s": 0.0, "timed_s": 0.0}
         for n in range(min(self.step, self.bound), self.bound + self.step, self.step):
             self.samples = min(n, self.bound)
-            result = super().run()
+            result = self._run()
             self.fresh = False  # a fresh start replaces what was there before the first step, not the steps' own work
             totals = {k: v + getattr(result, k) for k, v in totals.items()}
             mape = result.table.report["candidates"][result.table.report["chosen"]]["mape"]
